@@ -1,0 +1,52 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Print the environment for bug reports: ``python -m mmadc.utils.collect_env``.
+"""
+from collections import OrderedDict
+
+from mmengine.utils.dl_utils import collect_env as collect_base_env
+
+from .version_check import installed_version
+
+
+def mmcv_ops_status() -> str:
+    """Report whether mmcv's compiled ops (``mmcv._ext``) load."""
+    try:
+        from mmcv.utils import ext_loader
+
+        # DCN and PSAMask are the compiled ops mmadc configs rely on.
+        ext_loader.load_ext('_ext', ['deform_conv_forward', 'psamask_forward'])
+    except Exception as exc:  # any failure means the ops are unusable
+        return f'unavailable ({type(exc).__name__}: {exc})'
+    return 'available'
+
+
+def collect_env() -> 'OrderedDict[str, str]':
+    """Collect versions of the stack mmadc runs on.
+
+    Returns:
+        OrderedDict: Name to version/status, mmengine's base report
+        (Python, CUDA, compilers, PyTorch, TorchVision, OpenCV, MMEngine)
+        followed by the OpenMMLab packages and mmadc itself.
+    """
+    env = collect_base_env()
+    # torch's multi-kilobyte build-flag dump drowns the rest of the report
+    env.pop('PyTorch compiling details', None)
+    import numpy
+    env['NumPy'] = numpy.__version__
+    for name, module in [('MMCV', 'mmcv'), ('MMDetection', 'mmdet'),
+                         ('MMPose', 'mmpose'),
+                         ('MMSegmentation', 'mmseg')]:
+        env[name] = installed_version(module) or 'not installed'
+    env['MMCV compiled ops'] = mmcv_ops_status()
+    from mmadc.version import __version__
+    env['mmadc'] = __version__
+    return env
+
+
+def main() -> None:
+    for name, value in collect_env().items():
+        print(f'{name}: {value}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,53 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import List
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> str:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def data_workspace(tmp_path_factory) -> str:
+    """A directory holding ``data/synthetic_coco`` and
+    ``data/synthetic_cityscapes`` (small versions), so that the configs'
+    relative ``data/...`` roots resolve when a run starts there."""
+    from mmadc.datasets import generate_cityscapes, generate_coco_keypoints
+    root = str(tmp_path_factory.mktemp('workspace'))
+    generate_coco_keypoints(
+        osp.join(root, 'data', 'synthetic_coco'),
+        num_train_images=12,
+        num_val_images=4,
+        image_size=(160, 120),
+        seed=0)
+    generate_cityscapes(
+        osp.join(root, 'data', 'synthetic_cityscapes'),
+        num_train=4,
+        num_val=2,
+        image_size=(128, 64),
+        seed=0)
+    return root
+
+
+def run_cli(args: List[str], cwd: str, timeout: int = 600):
+    """Run a command like a user would, failing with its output shown."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2')
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f'{" ".join(args)} exited {proc.returncode}\n'
+                    f'--- stdout ---\n{proc.stdout[-4000:]}\n'
+                    f'--- stderr ---\n{proc.stderr[-4000:]}')
+    return proc
+
+
+PYTHON = sys.executable
