@@ -33,10 +33,11 @@ def collect_env() -> 'OrderedDict[str, str]':
     env.pop('PyTorch compiling details', None)
     import numpy
     env['NumPy'] = numpy.__version__
-    for name, module in [('MMCV', 'mmcv'), ('MMDetection', 'mmdet'),
-                         ('MMPose', 'mmpose'),
-                         ('MMSegmentation', 'mmseg')]:
-        env[name] = installed_version(module) or 'not installed'
+    for name, module, dist in [('MMCV', 'mmcv', 'mmcv'),
+                               ('MMDetection', 'mmdet', 'mmdet'),
+                               ('MMPose', 'mmpose', 'mmpose'),
+                               ('MMSegmentation', 'mmseg', 'mmsegmentation')]:
+        env[name] = installed_version(module, dist) or 'not installed'
     env['MMCV compiled ops'] = mmcv_ops_status()
     from mmadc.version import __version__
     env['mmadc'] = __version__

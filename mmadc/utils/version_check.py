@@ -1,6 +1,8 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """Check that the installed OpenMMLab packages are versions mmadc supports."""
 import importlib
+import importlib.metadata
+import sys
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.utils import digit_version
@@ -19,9 +21,27 @@ class IncompatibleVersionError(ImportError):
     """An installed OpenMMLab package has a version mmadc does not support."""
 
 
-def installed_version(module: str) -> Optional[str]:
-    """Return ``module.__version__``, or None if the module is missing."""
+def installed_version(module: str,
+                      dist: Optional[str] = None) -> Optional[str]:
+    """Return the installed version of ``module``, or None if missing.
+
+    An already imported module reports its ``__version__``; otherwise the
+    distribution metadata is read without importing the module, because
+    mmpose and mmseg assert on the mmcv version at import time and would
+    hide this check's clearer message behind their own.
+
+    Args:
+        module (str): Module name, e.g. ``'mmseg'``.
+        dist (str, optional): Distribution name if it differs from the
+            module, e.g. ``'mmsegmentation'``.
+    """
+    if module in sys.modules:
+        return sys.modules[module].__version__
     try:
+        return importlib.metadata.version(dist or module)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:  # e.g. mmcv installed as mmcv-full
         return importlib.import_module(module).__version__
     except ImportError:
         return None
@@ -42,7 +62,7 @@ def find_version_problems(
     problems = []
     for module, (pip_name, low, high, required) in SUPPORTED.items():
         version = (versions[module] if versions is not None else
-                   installed_version(module))
+                   installed_version(module, pip_name))
         wanted = f'{pip_name}>={low},<{high}'
         if version is None:
             if required:
