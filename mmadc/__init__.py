@@ -16,5 +16,6 @@ from .utils.checkpoint_globals import allow_checkpoint_globals  # noqa: E402
 allow_checkpoint_globals()
 
 from . import ops  # noqa: E402,F401  registers the 'ADC' conv layer
+from . import models  # noqa: E402,F401  registers the ADC backbones
 
 __all__ = ['__version__', 'version_info']

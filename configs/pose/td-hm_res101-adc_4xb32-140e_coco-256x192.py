@@ -1,0 +1,17 @@
+# SimpleBaseline ResNet-101 + ADC, 256x192. Paper target (Table I, COCO
+# val2017): AP 72.5 (baseline 71.4).
+#
+# ADC replaces conv2, the 3x3 conv, of every residual block of the four stages
+# (Fig. 4). dilation_groups=None means one rate per input channel (g = C_in),
+# the paper's default. The ImageNet checkpoint of the base config loads into
+# every weight but the rate regressors, which start at rate 1 (ADC equals the
+# conv it replaces). Everything else (recipe, data) is the baseline config.
+_base_ = ['./td-hm_res101_4xb32-140e_coco-256x192.py']
+
+custom_imports = dict(imports=['mmadc'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        type='ResNetADC',
+        adc_cfg=dict(type='ADC', dilation_groups=None),
+        adc_stages=(True, True, True, True)))

@@ -1,0 +1,12 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""ADC backbones for mmpose and the block mechanism they share."""
+from .adc_blocks import (ADCBackboneMixin, ADCBlockMixin, iter_replaced_convs,
+                         replace_conv, resolve_layer_cfg)
+from .hrnet_adc import HRNetADC
+from .resnet_adc import ADCBasicBlock, ADCBottleneck, ResNetADC
+
+__all__ = [
+    'ADCBackboneMixin', 'ADCBlockMixin', 'ADCBasicBlock', 'ADCBottleneck',
+    'HRNetADC', 'ResNetADC', 'iter_replaced_convs', 'replace_conv',
+    'resolve_layer_cfg'
+]

@@ -1,0 +1,320 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""The one mechanism that puts ADC (or DC / SAC) into residual blocks.
+
+A residual block of mmpose or mmseg builds its 3x3 convolution as an
+attribute (``conv2``) with ``build_conv_layer(conv_cfg, ...)``. This module
+rebuilds that attribute from a *layer config* (``adc_cfg``) with the
+hyper-parameters of the conv it replaces, so every other weight of the block
+keeps its module and its state-dict key, and the replaced conv's own
+``weight``/``bias`` keep their names (``conv2.weight``). Nothing of mmpose's
+or mmseg's block or backbone code is copied: the pieces are
+
+- :func:`resolve_layer_cfg`: checks ``adc_cfg`` and turns its ``type`` into
+  a class (``'SAC'`` always means mmadc's scale-adaptive conv, see
+  :data:`LAYER_ALIASES`); errors name the argument.
+- :func:`build_replacement_conv` / :func:`replace_conv`: build the new layer
+  from an existing conv's ``in_channels``, ``out_channels``,
+  ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups`` and
+  ``bias``, copy the existing ``weight``/``bias`` into it and set it in
+  place of the old attribute.
+- :class:`ADCBlockMixin`: put it in front of any block class whose 3x3 conv
+  is an attribute (``adc_conv_name``, default ``'conv2'``); the block then
+  accepts an ``adc_cfg`` keyword and calls :func:`replace_conv` at the end
+  of its ``__init__`` (or later, :meth:`ADCBlockMixin.apply_adc_cfg`).
+  Example (mmseg)::
+
+      from mmseg.models.backbones.resnet import Bottleneck
+
+      class ADCBottleneck(ADCBlockMixin, Bottleneck):
+          pass
+
+      ADCBottleneck(64, 16, adc_cfg=dict(type='ADC'))   # conv2 is ADC
+
+  Backbones whose ``make_res_layer`` forwards extra keywords to the blocks
+  (mmpose's and mmseg's ResNet) pass ``block=ADCBottleneck,
+  adc_cfg=...``; for builders that call ``block(...)`` with a fixed
+  argument list (mmpose's HRNet), build with the ADC block class and call
+  ``apply_adc_cfg`` on the new blocks.
+- :class:`ADCBackboneMixin`: put it in front of the backbone class; its
+  ``init_weights`` restores the identity start of every replaced layer
+  (ADC rates exactly 1, DC offsets / SAC scale predictors zero / one) after
+  the backbone's ``init_cfg`` ran, except for layers whose predictor weights
+  came from the ``Pretrained`` checkpoint.
+- :func:`iter_replaced_convs`: yields ``(name, layer)`` for every replaced
+  conv of a model (e.g. to read ADC's ``last_rates``).
+- :func:`check_adc_stages`: validates the per-stage switches.
+
+A new ADC backbone (e.g. mmseg's ResNet) follows ``resnet_adc.py``:
+``class ResNetADC(ADCBackboneMixin, ResNet)`` whose ``__init__`` takes
+``adc_cfg`` and ``adc_stages`` and whose ``make_res_layer`` passes the ADC
+block class and the stage's ``adc_cfg`` on. This module imports neither
+mmpose nor mmseg.
+"""
+import copy
+import inspect
+from typing import Dict, Iterator, Optional, Set, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_conv_layer
+from mmengine.registry import MODELS
+
+#: ``adc_cfg`` type names that always resolve to mmadc's layers. The root
+#: registry's ``'SAC'`` belongs to mmcv's *switchable* atrous convolution
+#: (DetectoRS, used by mmdet); overriding it globally would break mmdet, so
+#: only the swapping mechanism maps ``'SAC'`` to the paper's scale-adaptive
+#: convolution (registered as ``'ScaleAdaptiveConv2d'``).
+LAYER_ALIASES: Dict[str, str] = {'SAC': 'ScaleAdaptiveConv2d'}
+
+#: ``nn.Conv2d`` hyper-parameters read from the conv being replaced.
+_CONV_ATTRS = ('in_channels', 'out_channels', 'kernel_size', 'stride',
+               'padding', 'dilation', 'groups')
+
+
+def resolve_layer_cfg(layer_cfg: dict, arg_name: str = 'adc_cfg') -> dict:
+    """Check a layer config and return a copy whose ``type`` is a class.
+
+    Args:
+        layer_cfg (dict): Conv layer config, e.g. ``dict(type='ADC',
+            dilation_groups=4)``, ``dict(type='DC')`` or ``dict(type='SAC')``.
+        arg_name (str): Argument name used in error messages.
+
+    Returns:
+        dict: A copy of ``layer_cfg`` with ``type`` resolved to a class.
+
+    Raises:
+        TypeError: ``layer_cfg`` is not a dict with a ``type``.
+        KeyError: ``type`` names no registered layer.
+    """
+    if not isinstance(layer_cfg, dict) or 'type' not in layer_cfg:
+        raise TypeError(f'{arg_name} must be a dict with a "type" key, e.g. '
+                        f"dict(type='ADC'), got {layer_cfg!r}")
+    cfg = copy.deepcopy(dict(layer_cfg))
+    layer_type = cfg['type']
+    if inspect.isclass(layer_type):
+        if not issubclass(layer_type, nn.Module):
+            raise TypeError(f'{arg_name}["type"] must be an nn.Module class, '
+                            f'got {layer_type!r}')
+        return cfg
+    if not isinstance(layer_type, str):
+        raise TypeError(f'{arg_name}["type"] must be a str or a class, got '
+                        f'{layer_type!r}')
+    name = LAYER_ALIASES.get(layer_type, layer_type)
+    # The same lookup as mmcv's build_conv_layer: the default scope's
+    # registry first, then MMEngine's root registry (where ADC/DC/SAC live).
+    with MODELS.switch_scope_and_registry(None) as registry:
+        layer_cls = registry.get(name)
+    if layer_cls is None:
+        raise KeyError(
+            f'{arg_name}: unknown conv layer type {layer_type!r}. Use one of '
+            "'ADC', 'DC', 'SAC', 'Conv2d' or another conv layer registered "
+            "in MMEngine's MODELS (did you import mmadc, e.g. with "
+            "custom_imports=dict(imports=['mmadc'])?)")
+    cfg['type'] = layer_cls
+    return cfg
+
+
+def build_replacement_conv(conv: nn.Module,
+                           layer_cfg: dict,
+                           arg_name: str = 'adc_cfg') -> nn.Module:
+    """Build a layer from ``layer_cfg`` shaped like ``conv``.
+
+    The new layer gets ``conv``'s channels, kernel size, stride, padding,
+    dilation, groups and bias flag, and ``conv``'s ``weight`` (and ``bias``)
+    are copied into it, so a block is numerically unchanged by the swap as
+    long as the new layer starts as the identity of its kind (ADC rates 1,
+    DC offsets 0, SAC scales 1).
+
+    Args:
+        conv (nn.Module): The conv to replace (``nn.Conv2d`` or any layer
+            with its hyper-parameter attributes).
+        layer_cfg (dict): Config of the new layer.
+        arg_name (str): Argument name used in error messages.
+
+    Returns:
+        nn.Module: The new layer.
+    """
+    missing = [a for a in _CONV_ATTRS if not hasattr(conv, a)]
+    if missing:
+        raise TypeError(f'cannot replace {type(conv).__name__} with '
+                        f'{arg_name}: it lacks the conv attributes {missing}')
+    cfg = resolve_layer_cfg(layer_cfg, arg_name)
+    bias = getattr(conv, 'bias', None)
+    new = build_conv_layer(
+        cfg,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=isinstance(bias, torch.Tensor))
+    with torch.no_grad():
+        for name in ('weight', 'bias'):
+            old_p, new_p = getattr(conv, name, None), getattr(new, name, None)
+            if isinstance(old_p, torch.Tensor) and isinstance(
+                    new_p, torch.Tensor) and old_p.shape == new_p.shape:
+                new_p.copy_(old_p)
+    return new
+
+
+def replace_conv(module: nn.Module,
+                 conv_name: str,
+                 layer_cfg: dict,
+                 arg_name: str = 'adc_cfg') -> nn.Module:
+    """Replace ``module.<conv_name>`` by a layer built from ``layer_cfg``.
+
+    The attribute keeps its name and its place among the module's children,
+    so the state-dict keys of the block are unchanged (plus the new layer's
+    own predictor keys, e.g. ``conv2.rate_regressor.fc1.weight``).
+
+    Args:
+        module (nn.Module): The block holding the conv.
+        conv_name (str): Attribute name of the conv, e.g. ``'conv2'``.
+        layer_cfg (dict): Config of the new layer.
+        arg_name (str): Argument name used in error messages.
+
+    Returns:
+        nn.Module: The new layer (also set on ``module``).
+    """
+    old = getattr(module, conv_name, None)
+    if not isinstance(old, nn.Module):
+        raise AttributeError(f'{type(module).__name__} has no conv module '
+                             f'named {conv_name!r} to replace')
+    new = build_replacement_conv(old, layer_cfg, arg_name)
+    setattr(module, conv_name, new)
+    return new
+
+
+class ADCBlockMixin:
+    """Mixin that builds a residual block's 3x3 conv from ``adc_cfg``.
+
+    Place it first among the bases: ``class ADCBottleneck(ADCBlockMixin,
+    Bottleneck)``. The block is built as usual, then its ``adc_conv_name``
+    attribute is replaced (:func:`replace_conv`). With ``adc_cfg=None`` the
+    block is exactly the base block; :meth:`apply_adc_cfg` replaces the conv
+    of such a block later, for builders that call ``block(...)`` with a
+    fixed argument list (mmpose's HRNet).
+
+    Args:
+        *args: Arguments of the base block.
+        adc_cfg (dict, optional): Layer config of the replacement, e.g.
+            ``dict(type='ADC', dilation_groups=None)``, ``dict(type='DC')``
+            or ``dict(type='SAC')``. Defaults to None (no replacement).
+        **kwargs: Keyword arguments of the base block.
+
+    Attributes:
+        adc_cfg (dict | None): The config the conv was built from.
+    """
+
+    #: Attribute name of the conv that is replaced.
+    adc_conv_name: str = 'conv2'
+
+    def __init__(self, *args, adc_cfg: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adc_cfg = None
+        if adc_cfg is not None:
+            self.apply_adc_cfg(adc_cfg)
+
+    def apply_adc_cfg(self, adc_cfg: dict) -> nn.Module:
+        """Replace the block's conv by a layer built from ``adc_cfg``.
+
+        Args:
+            adc_cfg (dict): Layer config of the replacement.
+
+        Returns:
+            nn.Module: The new layer.
+        """
+        if self.adc_cfg is not None:
+            raise RuntimeError(f'{type(self).__name__}.{self.adc_conv_name} '
+                               f'was already built from {self.adc_cfg}')
+        layer = replace_conv(self, self.adc_conv_name, adc_cfg)
+        self.adc_cfg = copy.deepcopy(adc_cfg)
+        return layer
+
+
+def iter_replaced_convs(model: nn.Module) -> Iterator[Tuple[str, nn.Module]]:
+    """Yield ``(qualified name, layer)`` of every conv replaced by a block.
+
+    Args:
+        model (nn.Module): Any model containing :class:`ADCBlockMixin`
+            blocks.
+
+    Yields:
+        tuple[str, nn.Module]: E.g. ``('layer1.0.conv2', <ADC layer>)``.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, ADCBlockMixin) and module.adc_cfg is not None:
+            conv_name = module.adc_conv_name
+            prefix = f'{name}.' if name else ''
+            yield prefix + conv_name, getattr(module, conv_name)
+
+
+def _predictor_keys(layer: nn.Module) -> Set[str]:
+    """State-dict keys of ``layer`` other than the conv's weight/bias."""
+    return {k for k in layer.state_dict() if k not in ('weight', 'bias')}
+
+
+class ADCBackboneMixin:
+    """Mixin for backbones built from :class:`ADCBlockMixin` blocks.
+
+    Its ``init_weights`` runs the backbone's own (``init_cfg``: e.g. Kaiming
+    on every ``Conv2d``, which includes ADC/DC/SAC and DC's offset conv, or
+    Normal(std=0.001) in HRNet; then a ``Pretrained`` checkpoint, loaded last
+    by MMEngine) and afterwards calls ``init_weights()`` of every replaced
+    layer, which restores its identity start (ADC: last regressor layer zero
+    weight / bias one; DC: zero offset conv; SAC: zero weight / bias one
+    scale conv) and leaves ``weight``/``bias`` untouched. Layers whose
+    predictor keys were present in a checkpoint loaded during
+    ``init_weights`` (fine-tuning from an ADC checkpoint) keep the loaded
+    values; with an ImageNet checkpoint they are missing there and restored.
+    """
+
+    def init_weights(self) -> None:
+        """Initialise the backbone, then restore the replaced layers."""
+        if getattr(self, 'is_init', False):
+            # MMEngine ignores a second call; so do we (the layers may be
+            # trained by now).
+            super().init_weights()  # type: ignore[misc]
+            return
+        layers = [(n, m) for n, m in iter_replaced_convs(self)
+                  if hasattr(m, 'init_weights') and _predictor_keys(m)]
+        loaded: Set[int] = set()
+
+        def _record(module, state_dict, prefix, *args) -> None:
+            # Called by every load_state_dict reaching this layer, including
+            # MMEngine's checkpoint loader (it calls _load_from_state_dict).
+            if any(prefix + k in state_dict for k in _predictor_keys(module)):
+                loaded.add(id(module))
+
+        handles = [
+            m.register_load_state_dict_pre_hook(_record) for _, m in layers
+        ]
+        try:
+            super().init_weights()  # type: ignore[misc]
+        finally:
+            for handle in handles:
+                handle.remove()
+        for _, layer in layers:
+            if id(layer) not in loaded:
+                layer.init_weights()
+
+
+def check_adc_stages(adc_stages: Union[Tuple[bool, ...], list],
+                     num_stages: int) -> Tuple[bool, ...]:
+    """Validate ``adc_stages``: one bool per stage.
+
+    Args:
+        adc_stages (Sequence[bool]): Whether each stage uses the layer.
+        num_stages (int): Number of stages of the backbone.
+
+    Returns:
+        tuple[bool]: ``adc_stages`` as a tuple.
+    """
+    if (not isinstance(adc_stages,
+                       (tuple, list)) or len(adc_stages) != num_stages
+            or not all(isinstance(s, bool) for s in adc_stages)):
+        raise ValueError(f'adc_stages must be a sequence of {num_stages} '
+                         f'bools (one per stage), got {adc_stages!r}')
+    return tuple(adc_stages)
