@@ -3,12 +3,20 @@
 
 - ``layers``: the comparison conv layers ``'DC'`` and ``'SAC'`` (MMEngine's
   root MODELS registry).
-- ``backbones``: ``ResNetADC`` and ``HRNetADC`` (mmpose's MODELS registry)
-  and the block mechanism that swaps a residual block's 3x3 conv.
+- ``backbones``: ``ResNetADC`` and ``HRNetADC`` (mmpose's MODELS registry),
+  ``ResNetADC`` (class ``SegResNetADC``) and ``ResNetV1cADC`` (mmseg's
+  MODELS registry) and the block mechanism that swaps a residual block's
+  3x3 conv.
 """
-from . import backbones  # noqa: F401  registers ResNetADC, HRNetADC
+# First: stops with the fix where mmcv's compiled ops are missing, before
+# mmpose/mmseg fail on them with less helpful messages.
+from ..utils import compiled_ops  # noqa: F401
+from . import backbones  # noqa: F401  registers ResNetADC, HRNetADC, ...
 from . import layers  # noqa: F401  registers 'DC', 'ScaleAdaptiveConv2d'
-from .backbones import HRNetADC, ResNetADC
+from .backbones import HRNetADC, ResNetADC, ResNetV1cADC, SegResNetADC
 from .layers import DeformableConv2d, ScaleAdaptiveConv2d
 
-__all__ = ['DeformableConv2d', 'HRNetADC', 'ResNetADC', 'ScaleAdaptiveConv2d']
+__all__ = [
+    'DeformableConv2d', 'HRNetADC', 'ResNetADC', 'ResNetV1cADC',
+    'ScaleAdaptiveConv2d', 'SegResNetADC'
+]

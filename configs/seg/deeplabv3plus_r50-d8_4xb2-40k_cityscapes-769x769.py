@@ -1,0 +1,14 @@
+# DeepLabV3+, dilated ResNet-50-V1c (output stride 8), Cityscapes 769x769, 40k
+# iterations, without ADC: the baseline of Table IV of "Adaptive Dilated
+# Convolution for Human Pose Estimation" (Luo et al.). Paper target
+# (Cityscapes val, mIoU): 78.97.
+#
+# mmseg's own config, unchanged: DeepLabV3+ head (depthwise-separable ASPP +
+# low-level decoder), SyncBN, SGD lr 0.01 with poly decay, 4 GPUs x 2 images,
+# backbone from open-mmlab://resnet50_v1c.
+_base_ = [
+    'mmseg::deeplabv3plus/'
+    'deeplabv3plus_r50-d8_4xb2-40k_cityscapes-769x769.py'
+]
+
+custom_imports = dict(imports=['mmadc'], allow_failed_imports=False)

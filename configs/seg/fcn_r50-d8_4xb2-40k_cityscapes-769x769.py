@@ -1,0 +1,10 @@
+# FCN, dilated ResNet-50-V1c (output stride 8), Cityscapes 769x769, 40k
+# iterations, without ADC: the baseline of Table IV of "Adaptive Dilated
+# Convolution for Human Pose Estimation" (Luo et al.). Paper target
+# (Cityscapes val, mIoU): 71.47.
+#
+# mmseg's own config, unchanged: FCN (Long et al.) head, SyncBN, SGD lr 0.01
+# with poly decay, 4 GPUs x 2 images, backbone from open-mmlab://resnet50_v1c.
+_base_ = ['mmseg::fcn/fcn_r50-d8_4xb2-40k_cityscapes-769x769.py']
+
+custom_imports = dict(imports=['mmadc'], allow_failed_imports=False)
