@@ -1,0 +1,102 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Generate the synthetic COCO person-keypoint dataset.
+
+Example::
+
+    python tools/dataset_converters/generate_synthetic_coco.py \
+        data/synthetic_coco --num-train 200 --num-val 50
+
+Running it again with the same arguments finds the dataset complete and does
+nothing. A folder holding anything else (another size or seed, an
+interrupted run, unrelated files) is left untouched unless ``--force`` is
+given, which deletes only the files and folders this generator writes.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+from mmadc.datasets.synthetic_coco import (GENERATOR_NAME, coco_owned_paths,
+                                           coco_params,
+                                           generate_coco_keypoints)
+from mmadc.datasets.synthetic_utils import (ABSENT, COMPLETE, MANIFEST_NAME,
+                                            describe_state, inspect_output)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Generate a synthetic COCO person-keypoint dataset '
+        '(COCO folder layout, loadable by mmpose CocoDataset).')
+    parser.add_argument(
+        'out_dir',
+        nargs='?',
+        default='data/synthetic_coco',
+        help='dataset root to write (default: %(default)s)')
+    parser.add_argument(
+        '--num-train', type=int, default=200, help='train2017 images')
+    parser.add_argument(
+        '--num-val', type=int, default=50, help='val2017 images')
+    parser.add_argument(
+        '--image-size',
+        type=int,
+        nargs=2,
+        default=[320, 240],
+        metavar=('W', 'H'),
+        help='image width and height (default: 320 240)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--max-persons', type=int, default=4, help='persons per image, max')
+    parser.add_argument(
+        '--jpeg-quality', type=int, default=90, help='JPEG quality')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='delete what a previous, different or interrupted generation '
+        'left in OUT_DIR and regenerate')
+    return parser.parse_args(argv)
+
+
+def print_progress(split: str, done: int, total: int) -> None:
+    step = max(1, total // 10)
+    if done == total or done % step == 0:
+        print(f'  {split}: {done}/{total} images', flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    params = coco_params(args.num_train, args.num_val, args.image_size,
+                         args.seed, args.max_persons, args.jpeg_quality)
+    state = inspect_output(args.out_dir, GENERATOR_NAME, params)
+    if state == COMPLETE:
+        print(f'{args.out_dir} already holds this synthetic COCO dataset '
+              '(complete); nothing to do.')
+        return 0
+    if state != ABSENT and not args.force:
+        owned = ', '.join(coco_owned_paths() + [MANIFEST_NAME])
+        print(
+            f'error: refusing to write into {args.out_dir}: '
+            f'{describe_state(state)}. Nothing was changed. Choose another '
+            f'folder, or pass --force to delete [{owned}] there and '
+            'regenerate.',
+            file=sys.stderr)
+        return 1
+    print(f'Generating synthetic COCO keypoints into {args.out_dir} '
+          f'({args.num_train} train + {args.num_val} val images, '
+          f'{args.image_size[0]}x{args.image_size[1]}, seed {args.seed})')
+    paths = generate_coco_keypoints(
+        args.out_dir,
+        num_train_images=args.num_train,
+        num_val_images=args.num_val,
+        image_size=tuple(args.image_size),
+        seed=args.seed,
+        max_persons=args.max_persons,
+        jpeg_quality=args.jpeg_quality,
+        overwrite=state != ABSENT,
+        progress=print_progress)
+    for key, path in paths.items():
+        print(f'  {key}: {path}')
+    print('Done.')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
