@@ -17,5 +17,6 @@ allow_checkpoint_globals()
 
 from . import ops  # noqa: E402,F401  registers the 'ADC' conv layer
 from . import models  # noqa: E402,F401  registers the ADC backbones
+from . import engine  # noqa: E402,F401  registers ADCRateLoggerHook
 
 __all__ = ['__version__', 'version_info']

@@ -1,14 +1,19 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""The main job: generate data, train and evaluate pose and segmentation.
+"""The main job: generate data, then train and evaluate ADC and baselines.
 
-``python tools/run_demo.py`` (what ``make demo`` runs) generates the
-synthetic COCO-keypoint and Cityscapes-format sets under the repository's
-``data/`` if they
-are missing, trains the demo configs through ``mim train`` exactly as a user
-would, and prints where the metrics, logs, checkpoints and plots are.
+``python tools/run_demo.py`` (what ``make demo`` runs):
 
-A previous run's work directory is never overwritten: a re-run writes to a
-fresh directory next to it.
+1. generates the synthetic COCO-keypoint and Cityscapes-format sets under
+   the repository's ``data/`` unless they are already there (the generators
+   refuse to touch a folder holding something else);
+2. trains and evaluates, through ``mim train`` exactly as a user would,
+   SimpleBaseline ResNet-18 with and without ADC (COCO AP by mmpose's
+   CocoMetric) and FCN ResNet-18 with and without ADC (mIoU by mmseg's
+   IoUMetric), each pair on the same data and budget;
+3. prints a summary table and writes it to ``work_dirs/demo/summary.json``.
+
+Every run gets a fresh work directory: a previous run's directory is never
+reused or deleted (a re-run writes ``...-2``, ``...-3``, ...).
 """
 import argparse
 import json
@@ -20,20 +25,22 @@ import time
 from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CFG_DIR = 'configs/demo'
 
 JOBS = [
-    dict(
-        task='pose',
-        package='mmpose',
-        config='configs/demo/td-hm_res18_1xb16-2e_synthetic-coco-128x96.py',
-        metric='coco/AP'),
-    dict(
-        task='seg',
-        package='mmseg',
-        config='configs/demo/'
-        'fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py',
-        metric='mIoU'),
+    dict(task='pose', package='mmpose', metric='coco/AP', adc=False,
+         config='td-hm_res18_1xb32-10e_synthetic-coco-128x96.py'),
+    dict(task='pose', package='mmpose', metric='coco/AP', adc=True,
+         config='td-hm_res18-adc_1xb32-10e_synthetic-coco-128x96.py'),
+    dict(task='seg', package='mmseg', metric='mIoU', adc=False,
+         config='fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py'),
+    dict(task='seg', package='mmseg', metric='mIoU', adc=True,
+         config='fcn_r18-d8-adc_1xb4-200iter_synthetic-cityscapes-128x128.py'),
 ]
+GENERATORS = {
+    'pose': ('generate_synthetic_coco.py', 'data/synthetic_coco'),
+    'seg': ('generate_synthetic_cityscapes.py', 'data/synthetic_cityscapes'),
+}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -41,27 +48,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--work-dir',
         default='work_dirs/demo',
-        help='parent directory of the runs (default: work_dirs/demo)')
+        help='parent directory of the runs (default: %(default)s)')
     parser.add_argument(
         '--tasks',
         nargs='+',
         choices=['pose', 'seg'],
         default=['pose', 'seg'],
-        help='which demos to run')
+        help='which demos to run (default: both)')
+    parser.add_argument(
+        '--no-baseline',
+        action='store_true',
+        help='train only the ADC models, not the baselines')
     return parser.parse_args(argv)
 
 
-def ensure_data(data_root: str, tasks: List[str]) -> None:
-    """Generate the demo data sets that are not on disk yet."""
-    from mmadc.datasets import generate_cityscapes, generate_coco_keypoints
-    roots = {
-        'pose': osp.join(data_root, 'synthetic_coco'),
-        'seg': osp.join(data_root, 'synthetic_cityscapes'),
-    }
-    makers = {'pose': generate_coco_keypoints, 'seg': generate_cityscapes}
-    for task in tasks:
-        print(f'[demo] {task} data: {roots[task]}', flush=True)
-        makers[task](roots[task])
+def ensure_data(task: str) -> None:
+    """Generate a task's data set unless it is already complete."""
+    script, out_dir = GENERATORS[task]
+    print(f'[demo] {task} data: {out_dir}', flush=True)
+    subprocess.run([
+        sys.executable,
+        osp.join('tools', 'dataset_converters', script), out_dir
+    ],
+                   check=True)
 
 
 def fresh_dir(path: str) -> str:
@@ -74,9 +83,9 @@ def fresh_dir(path: str) -> str:
 
 
 def last_metrics(work_dir: str) -> Dict[str, float]:
-    """Validation metrics of the last evaluation in an mmengine work dir."""
+    """Metrics of the last validation logged in an mmengine work dir."""
     metrics: Dict[str, float] = {}
-    for dirpath, _, files in os.walk(work_dir):
+    for dirpath, _, files in sorted(os.walk(work_dir)):
         if 'scalars.json' in files:
             with open(osp.join(dirpath, 'scalars.json')) as f:
                 for line in f:
@@ -86,33 +95,60 @@ def last_metrics(work_dir: str) -> Dict[str, float]:
     return metrics
 
 
-def run_job(job: dict, parent: str) -> Dict[str, float]:
-    name = osp.splitext(osp.basename(job['config']))[0]
-    work_dir = fresh_dir(osp.join(parent, name))
-    cmd = [
-        sys.executable, '-m', 'mim', 'train', job['package'], job['config'],
-        '--work-dir', work_dir
-    ]
-    print(f'[demo] {job["task"]}: {" ".join(cmd)}', flush=True)
+def run_job(job: dict, parent: str) -> dict:
+    """Train (with evaluation) one demo config through ``mim train``."""
+    config = osp.join(DEMO_CFG_DIR, job['config'])
+    work_dir = fresh_dir(osp.join(parent, osp.splitext(job['config'])[0]))
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    cmd = [mim, 'train', job['package'], config, '--work-dir', work_dir]
+    print(f'\n[demo] {job["task"]}: {" ".join(cmd)}', flush=True)
     start = time.time()
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    metrics = last_metrics(work_dir)
-    print(
-        f'[demo] {job["task"]} finished in {time.time() - start:.0f} s: '
-        f'{job["metric"]} = {metrics.get(job["metric"])}; work dir '
-        f'{work_dir} (checkpoints, logs, vis_data/scalars.json)',
-        flush=True)
-    return metrics
+    subprocess.run(cmd, check=True)
+    minutes = (time.time() - start) / 60
+    value = last_metrics(work_dir).get(job['metric'])
+    print(f'[demo] {job["task"]} done in {minutes:.1f} min: '
+          f'{job["metric"]} = {value}', flush=True)
+    return dict(
+        task=job['task'],
+        adc=job['adc'],
+        config=config,
+        metric=job['metric'],
+        value=value,
+        minutes=round(minutes, 2),
+        work_dir=work_dir)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def print_summary(results: List[dict], path: str) -> None:
+    print('\n[demo] summary (same data and budget for each pair)')
+    print(f'{"task":<5} {"model":<9} {"metric":<8} {"value":>8} '
+          f'{"minutes":>8}  work dir')
+    for r in results:
+        model = 'ADC' if r['adc'] else 'baseline'
+        value = 'n/a' if r['value'] is None else f'{r["value"]:.4f}'
+        print(f'{r["task"]:<5} {model:<9} {r["metric"]:<8} {value:>8} '
+              f'{r["minutes"]:>8.1f}  {r["work_dir"]}')
+    print(f'\nsummary: {path}\n'
+          'each work dir holds the checkpoints (best_*.pth, last), the log '
+          '(<timestamp>/<timestamp>.log) and the\nlogged curves for plots '
+          '(<timestamp>/vis_data/scalars.json; add TensorboardVisBackend '
+          'to vis_backends for TensorBoard).')
+
+
+def main(argv: Optional[List[str]] = None) -> List[dict]:
     args = parse_args(argv)
-    # the demo configs read data/synthetic_* relative to the repository
-    os.chdir(ROOT)
-    ensure_data('data', args.tasks)
-    for job in JOBS:
-        if job['task'] in args.tasks:
-            run_job(job, args.work_dir)
+    os.chdir(ROOT)  # the demo configs read data/... relative to the repo
+    for task in args.tasks:
+        ensure_data(task)
+    results = [
+        run_job(job, args.work_dir) for job in JOBS
+        if job['task'] in args.tasks and (job['adc'] or not args.no_baseline)
+    ]
+    os.makedirs(args.work_dir, exist_ok=True)
+    path = fresh_dir(osp.join(args.work_dir, 'summary.json'))
+    with open(path, 'w') as f:
+        json.dump(results, f, indent=2)
+    print_summary(results, path)
+    return results
 
 
 if __name__ == '__main__':

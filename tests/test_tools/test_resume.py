@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 POSE_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
-                    'td-hm_res18_1xb16-2e_synthetic-coco-128x96.py')
+                    'td-hm_res18_1xb32-10e_synthetic-coco-128x96.py')
 SEG_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                    'fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py')
 
@@ -49,6 +49,14 @@ def deterministic_pose_cfg(tmp_path_factory) -> str:
         train_dataloader = dict(
             sampler=dict(type='DefaultSampler', shuffle=False),
             dataset=dict(pipeline=train_pipeline))
+        # two epochs, a checkpoint and a validation after each, and an LR
+        # step in between so the scheduler state matters too
+        train_cfg = dict(max_epochs=2, val_interval=1)
+        default_hooks = dict(checkpoint=dict(interval=1))
+        param_scheduler = [
+            dict(type='MultiStepLR', begin=0, end=2, milestones=[1],
+                 gamma=0.1, by_epoch=True)
+        ]
         '''))
     return str(path)
 

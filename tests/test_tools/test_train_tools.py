@@ -9,7 +9,7 @@ import pytest
 from conftest import PYTHON, REPO_ROOT, run_cli
 
 POSE_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
-                    'td-hm_res18_1xb16-2e_synthetic-coco-128x96.py')
+                    'td-hm_res18_1xb32-10e_synthetic-coco-128x96.py')
 SEG_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                    'fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py')
 MIM = osp.join(osp.dirname(PYTHON), 'mim')
@@ -32,7 +32,7 @@ def test_mim_train_mmpose(data_workspace, tmp_path):
     work_dir = str(tmp_path / 'pose')
     run_cli([
         MIM, 'train', 'mmpose', POSE_CFG, '--work-dir', work_dir,
-        '--cfg-options', 'train_cfg.max_epochs=1'
+        '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
     ], cwd=data_workspace)
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
     (record, ) = val_records(work_dir)
@@ -43,7 +43,7 @@ def test_tools_train_and_test_mmpose(data_workspace, tmp_path):
     work_dir = str(tmp_path / 'pose')
     run_cli([
         PYTHON, TRAIN, POSE_CFG, '--work-dir', work_dir, '--cfg-options',
-        'train_cfg.max_epochs=1'
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
     ], cwd=data_workspace)
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     out = str(tmp_path / 'preds.pkl')

@@ -1,0 +1,12 @@
+# The segmentation demo with ADC: FCN on a dilated ResNet-18 (V1c) whose
+# residual blocks use adaptive dilated convolution, trained exactly like its
+# baseline fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py.
+_base_ = ['./fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py']
+
+# ResNetV1c is mmseg's ResNet with deep_stem=True, avg_down=False.
+model = dict(
+    backbone=dict(
+        type='ResNetADC',
+        deep_stem=True,
+        avg_down=False,
+        adc_cfg=dict(type='ADC')))

@@ -1,0 +1,290 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.structures import InstanceData
+from mmpose.structures import PoseDataSample
+
+from mmadc.analysis.rate_statistics import (ADCRateCollector, RunningStats,
+                                            SizeGroupedRateStats,
+                                            describe_layer, find_adc_layers,
+                                            instance_area, layer_stage,
+                                            size_group)
+from mmadc.ops import AdaptiveDilatedConv2d
+
+from analysis_helpers import (build_pose_model, load_tool, val_annotations,
+                              write_pose_config)
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize(
+    'area, group',
+    [
+        (0, 'small'),
+        (1023.999, 'small'),
+        (32**2, 'medium'),  # COCO's boundary: medium, ranges closed below
+        (5000, 'medium'),
+        (9215.999, 'medium'),
+        (96**2, 'large'),
+        (1e6, 'large'),
+    ])
+def test_size_group_thresholds(area, group):
+    assert size_group(area) == group
+
+
+@pytest.mark.parametrize('area', [-1, float('nan'), float('inf')])
+def test_size_group_rejects_bad_area(area):
+    with pytest.raises(ValueError, match='area'):
+        size_group(area)
+
+
+def test_running_stats_equal_numpy():
+    rng = np.random.default_rng(0)
+    # a large offset with a tiny spread: sums of squares would cancel
+    data = 1e4 + 1e-3 * rng.standard_normal((1000, 7))
+    stats = RunningStats(7)
+    for lo, hi in ((0, 1), (1, 17), (17, 400), (400, 401), (401, 1000)):
+        stats.update(data[lo:hi])
+    stats.update(np.zeros((0, 7)))  # empty batches change nothing
+    assert stats.count == 1000
+    np.testing.assert_allclose(stats.mean, data.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(stats.var, data.var(0), rtol=1e-6)
+    np.testing.assert_array_equal(stats.min, data.min(0))
+    np.testing.assert_array_equal(stats.max, data.max(0))
+    # tensors and single vectors too
+    small = RunningStats(2)
+    small.update(torch.tensor([1., 3.]))
+    small.update(torch.tensor([[3., 5.], [5., 7.]]))
+    np.testing.assert_allclose(small.mean, [3., 5.])
+    np.testing.assert_allclose(small.var, [8 / 3, 8 / 3])
+    assert np.isnan(RunningStats(3).mean).all()
+    with pytest.raises(ValueError, match='shape'):
+        small.update(np.zeros((2, 3)))
+
+
+def test_layer_names():
+    assert layer_stage('backbone.layer1.2.conv2') == 'layer1'
+    assert layer_stage('backbone.stage3.0.branches.1.3.conv2') == 'stage3'
+    assert layer_stage('module.backbone.layer4.0.conv2') == 'layer4'
+    assert layer_stage('head.conv') == 'head.conv'
+    assert describe_layer('backbone.layer1.2.conv2') == 'layer1 block 3'
+    assert describe_layer('backbone.stage2.0.branches.1.3.conv2') == \
+        'stage2 0.branches.1.3'
+
+
+def pose_sample(ann=None, bbox=None) -> PoseDataSample:
+    sample = PoseDataSample()
+    meta = dict(id=5, img_id=1)
+    if ann is not None:
+        meta['raw_ann_info'] = ann
+    sample.set_metainfo(meta)
+    if bbox is not None:
+        sample.gt_instances = InstanceData(bboxes=np.array([bbox], float))
+    return sample
+
+
+def test_instance_area_sources():
+    ann = dict(area=500., bbox=[10, 20, 30, 40])
+    assert instance_area(pose_sample(ann)) == (500., 'area')
+    assert instance_area(pose_sample(ann), 'bbox') == (1200., 'ann_bbox')
+    assert instance_area(pose_sample(dict(bbox=[0, 0, 50, 50]))) == \
+        (2500., 'ann_bbox')
+    assert instance_area(pose_sample(bbox=[10, 10, 20, 30])) == \
+        (200., 'input_bbox')
+    with pytest.raises(ValueError, match='top-down'):
+        instance_area(pose_sample([ann, ann]))
+    with pytest.raises(ValueError, match='raw_ann_info'):
+        instance_area(pose_sample())
+    with pytest.raises(ValueError, match='size_by'):
+        instance_area(pose_sample(ann), 'segm')
+
+
+class Block(nn.Module):
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        self.conv2 = AdaptiveDilatedConv2d(
+            channels, channels, 3, padding=1, dilation_groups=groups)
+
+
+def toy_model() -> nn.Module:
+    model = nn.Module()
+    model.backbone = nn.ModuleDict(
+        dict(
+            layer1=nn.Sequential(Block(4, 4)),
+            layer2=nn.Sequential(Block(4, 2))))
+    model.head = nn.Conv2d(4, 4, 1)
+    return model
+
+
+def run(model, x):
+    for stage in model.backbone.values():
+        x = stage[0].conv2(x)
+    return x
+
+
+def test_collector_records_every_forward():
+    model = toy_model()
+    layers = find_adc_layers(model)
+    assert list(layers) == [
+        'backbone.layer1.0.conv2', 'backbone.layer2.0.conv2'
+    ]
+    with torch.no_grad():
+        layers['backbone.layer1.0.conv2'].rate_regressor.fc2.bias.copy_(
+            torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    x = torch.randn(3, 4, 8, 8)
+    with ADCRateCollector(model) as collector:
+        run(model, x)
+        run(model, x[:2])
+        rates = collector.pop()
+        assert collector.pop() == {}
+    assert rates['backbone.layer1.0.conv2'].shape == (5, 4)
+    assert rates['backbone.layer2.0.conv2'].shape == (5, 2)
+    torch.testing.assert_close(rates['backbone.layer1.0.conv2'],
+                               torch.tensor([[0.5, 1.0, 1.5, 2.0]] * 5))
+    assert (rates['backbone.layer2.0.conv2'] == 1).all()
+    run(model, x)  # hooks removed on exit
+    assert collector.pop() == {}
+    with pytest.raises(ValueError, match='no ADC layers in the model of X'):
+        ADCRateCollector(nn.Conv2d(1, 1, 1), 'X')
+
+
+def test_size_grouped_stats_by_hand():
+    model = toy_model()
+    stats = SizeGroupedRateStats(find_adc_layers(model))
+    one = torch.tensor([[1., 2., 3., 4.], [3., 2., 1., 0.]])
+    two = torch.tensor([[1., 1.], [3., 5.]])
+    stats.update(
+        {
+            'backbone.layer1.0.conv2': one,
+            'backbone.layer2.0.conv2': two
+        }, ['small', 'large'], ['area', 'area'])
+    stats.update(
+        {
+            'backbone.layer1.0.conv2': one[:1],
+            'backbone.layer2.0.conv2': two[:1]
+        }, ['small'])
+    summary = stats.summary()
+    assert summary['num_instances'] == dict(small=2, medium=0, large=1, all=3)
+    layer1 = summary['layers']['backbone.layer1.0.conv2']
+    assert layer1['groups']['small'] == dict(
+        count=2, mean=[1., 2., 3., 4.], var=[0., 0., 0., 0.])
+    assert layer1['groups']['medium']['mean'] == [None] * 4
+    assert layer1['groups']['all']['mean'] == pytest.approx(
+        [5 / 3, 2, 7 / 3, 8 / 3])
+    # var of (1, 3, 1) = 8/9
+    assert layer1['groups']['all']['var'][0] == pytest.approx(8 / 9)
+    layer2 = summary['layers']['backbone.layer2.0.conv2']
+    assert layer2['channels_per_group'] == 2
+    assert layer2['groups']['large']['mean'] == [3., 5.]
+    with pytest.raises(RuntimeError, match='one forward per instance'):
+        stats.update({'backbone.layer1.0.conv2': one}, ['small', 'small'])
+
+
+# End to end: the tool on the generated data with ResNetADC-18.
+
+
+def expected_counts(annotations, key):
+    counts = dict(small=0, medium=0, large=0)
+    for ann in annotations:
+        area = ann['area'] if key == 'area' else ann['bbox'][2] * \
+            ann['bbox'][3]
+        # COCO's thresholds written out: < 32^2, < 96^2, the rest
+        group = 'small' if area < 1024 else \
+            'medium' if area < 9216 else 'large'
+        counts[group] += 1
+    counts['all'] = len(annotations)
+    return counts
+
+
+def test_tool_at_initialisation(tmp_path):
+    config = write_pose_config(tmp_path, 'ResNetADC')
+    model = build_pose_model(config)
+    ckpt = str(tmp_path / 'init.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    out = tmp_path / 'out'
+    summary = load_tool('rate_statistics').main(
+        [config, ckpt, '--out-dir', str(out)])
+
+    with open(out / 'rate_statistics.json') as f:
+        saved = json.load(f)
+    assert saved['num_instances'] == summary['num_instances']
+    counts = expected_counts(val_annotations(), 'area')
+    assert saved['num_instances'] == counts
+    assert min(counts['small'], counts['medium'], counts['large']) > 0
+    assert saved['area_sources'] == dict(area=counts['all'])
+    assert len(saved['layers']) == 8  # 2 blocks x 4 stages of ResNet-18
+    for name, layer in saved['layers'].items():
+        for group in ('small', 'medium', 'large', 'all'):
+            st = layer['groups'][group]
+            assert st['count'] == counts[group]
+            assert len(st['mean']) == layer['in_channels']
+            assert st['mean'] == [1.0] * layer['in_channels'], name
+            assert st['var'] == [0.0] * layer['in_channels'], name
+    assert saved['layers']['backbone.layer3.1.conv2']['block'] == \
+        'layer3 block 2'
+    for stage in ('layer1', 'layer2', 'layer3', 'layer4'):
+        assert osp.getsize(out / 'plots' / f'rates_{stage}.png') > 1000
+    with open(out / 'rate_statistics.csv') as f:
+        rows = f.read().splitlines()
+    # header + per layer: in_channels x 4 size groups (incl. all)
+    assert len(rows) == 1 + 4 * sum(layer['in_channels']
+                                    for layer in saved['layers'].values())
+
+
+def test_tool_reports_regressor_bias(tmp_path):
+    config = write_pose_config(tmp_path, 'ResNetADC')
+    model = build_pose_model(config)
+    expected = {}
+    with torch.no_grad():
+        for name, layer in find_adc_layers(model).items():
+            # zero weight: rate = relu(bias), the same for every person
+            layer.rate_regressor.fc2.weight.zero_()
+            bias = 0.5 + torch.arange(layer.dilation_groups) / 64.
+            layer.rate_regressor.fc2.bias.copy_(bias)
+            expected[name] = bias.tolist()
+    ckpt = str(tmp_path / 'bias.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    out = tmp_path / 'out'
+    summary = load_tool('rate_statistics').main([
+        config, ckpt, '--out-dir',
+        str(out), '--size-by', 'bbox', '--max-instances', '6', '--no-plots'
+    ])
+    counts = expected_counts(val_annotations()[:6], 'bbox')
+    assert summary['num_instances'] == counts
+    assert summary['area_sources'] == dict(ann_bbox=6)
+    for name, layer in summary['layers'].items():
+        for group in ('small', 'medium', 'large', 'all'):
+            st = layer['groups'][group]
+            if st['count'] == 0:
+                continue
+            np.testing.assert_allclose(st['mean'], expected[name], rtol=1e-6)
+            np.testing.assert_allclose(st['var'], 0., atol=1e-12)
+    assert not (out / 'plots').exists()
+
+
+def test_tool_errors(tmp_path):
+    tool = load_tool('rate_statistics')
+    config = write_pose_config(tmp_path, 'ResNet')
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save({'state_dict': build_pose_model(config).state_dict()}, ckpt)
+    with pytest.raises(
+            ValueError, match=f'no ADC layers in the model of {config}'):
+        tool.main([config, ckpt, '--out-dir', str(tmp_path / 'o')])
+    with pytest.raises(FileNotFoundError, match='checkpoint'):
+        tool.main([config, str(tmp_path / 'missing.pth')])
+    # a plain ResNet checkpoint into the ADC model: loud, rates stay 1
+    with pytest.warns(UserWarning, match='no rate regressor weights for 8'):
+        summary = tool.main([
+            write_pose_config(tmp_path, 'ResNetADC'), ckpt, '--out-dir',
+            str(tmp_path / 'o'), '--max-instances', '2', '--no-plots'
+        ])
+    assert summary['layers']['backbone.layer1.0.conv2']['groups']['all'][
+        'mean'] == [1.0] * 64
+    with pytest.raises(FileNotFoundError, match='config'):
+        tool.main([str(tmp_path / 'missing.py'), ckpt])
