@@ -29,9 +29,9 @@ DEMO_CFG_DIR = 'configs/demo'
 
 JOBS = [
     dict(task='pose', package='mmpose', metric='coco/AP', adc=False,
-         config='td-hm_res18_1xb32-10e_synthetic-coco-128x96.py'),
+         config='td-hm_res18_1xb32-40e_synthetic-coco-128x96.py'),
     dict(task='pose', package='mmpose', metric='coco/AP', adc=True,
-         config='td-hm_res18-adc_1xb32-10e_synthetic-coco-128x96.py'),
+         config='td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py'),
     dict(task='seg', package='mmseg', metric='mIoU', adc=False,
          config='fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py'),
     dict(task='seg', package='mmseg', metric='mIoU', adc=True,

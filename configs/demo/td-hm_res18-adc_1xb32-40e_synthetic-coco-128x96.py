@@ -1,6 +1,6 @@
 # The pose demo with ADC: SimpleBaseline ResNet-18 whose residual blocks use
 # adaptive dilated convolution (one rate per input channel), trained exactly
-# like its baseline td-hm_res18_1xb32-10e_synthetic-coco-128x96.py.
-_base_ = ['./td-hm_res18_1xb32-10e_synthetic-coco-128x96.py']
+# like its baseline td-hm_res18_1xb32-40e_synthetic-coco-128x96.py.
+_base_ = ['./td-hm_res18_1xb32-40e_synthetic-coco-128x96.py']
 
 model = dict(backbone=dict(type='ResNetADC', adc_cfg=dict(type='ADC')))

@@ -12,7 +12,7 @@ from conftest import PYTHON, REPO_ROOT, run_cli
 pytestmark = pytest.mark.slow
 
 POSE_ADC_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
-                        'td-hm_res18-adc_1xb32-10e_synthetic-coco-128x96.py')
+                        'td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py')
 
 
 def test_two_process_training_splits_the_data(data_workspace, tmp_path):

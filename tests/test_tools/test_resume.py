@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 POSE_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
-                    'td-hm_res18_1xb32-10e_synthetic-coco-128x96.py')
+                    'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py')
 SEG_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                    'fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py')
 

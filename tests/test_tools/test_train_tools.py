@@ -9,7 +9,7 @@ import pytest
 from conftest import PYTHON, REPO_ROOT, run_cli
 
 POSE_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
-                    'td-hm_res18_1xb32-10e_synthetic-coco-128x96.py')
+                    'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py')
 SEG_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                    'fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py')
 MIM = osp.join(osp.dirname(PYTHON), 'mim')

@@ -1,0 +1,541 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Functional adaptive dilated convolution (ADC).
+
+Semantics (per axis; the paper's Sec. III with the details fixed by the
+project notes): for input ``x`` of shape ``(N, C_in, H, W)``, weight of shape
+``(C_out, C_in, kh, kw)``, stride ``s``, padding ``P`` and base dilation
+``d``, output position ``p`` has its kernel centre where the replaced
+convolution has it, ``p * s - P + d * (k // 2)``, and tap ``i`` in
+``-(k // 2) .. k // 2`` reads the input at ``centre + d * r * i`` by bilinear
+interpolation (out-of-image neighbours are zero). ``r`` is the rate of the
+input channel's dilation group for that sample: with ``rates`` of shape
+``(N, g)``, channel ``c`` uses ``rates[:, c * g // C_in]``.
+
+Implementation (a :class:`torch.autograd.Function`, CPU and CUDA):
+
+* forward: a separable im2col builds, per chunk of samples, the "tap image"
+  ``Z[n, c, ho * kh + i, wo * kw + j]`` = bilinear read of tap ``(i, j)``
+  for output ``(ho, wo)``, by a 1-D interpolation along W and then along H
+  (each a row gather, see :mod:`mmadc.ops.dilated_sampling`); the output is
+  ``conv2d(Z, weight, bias, stride=(kh, kw))``, i.e. the GEMM runs in the
+  backend's tuned convolution (oneDNN, cuDNN);
+* backward: only the needed gradients. The weight gradient is that
+  convolution's weight gradient on the recomputed ``Z``; the input gradient
+  pulls the column gradients ``weight^T @ grad_out`` back through the two
+  passes with their adjoints (reads with negated shifts: no scatter, no
+  atomics); the rate gradient is the inner product of the column gradients
+  with the derivative of the interpolant (``i * dM/dy + j * dM/dx``, floor
+  convention of ``deform_conv2d``), summed over each group's channels.
+
+Like ``nn.Conv2d`` the op saves only the input, the weight and the rates for
+backward (the backward recomputes ``Z``); the sampling bags (row indices and
+weights, a few bytes per output row) are kept as well.
+
+Performance notes (CPU): the op is memory-bound next to the convolution (it
+moves about ``k * k`` times the input through memory several times), so
+samples are processed in cache-sized chunks (:data:`CHUNK_BYTES`) with
+per-thread scratch buffers (:class:`_Workspace`). It issues a few dozen
+parallel ATen/oneDNN/MKL calls per chunk; on oversubscribed cores (other
+busy processes) each call's thread barrier can wait for a scheduler time
+slice, which slows it down far more than a single convolution call.
+"""
+import math
+import threading
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
+
+from .dilated_sampling import (Bags, adjoint_bags, gather, init_source_buffer,
+                               make_axis_plan, resample_bags)
+
+IntOrPair = Union[int, Sequence[int]]
+
+#: Samples are processed in chunks whose sampled columns take about this many
+#: bytes, so that the temporaries stay cache resident and are recycled by the
+#: allocator: on CPU, fresh multi-MB allocations are dominated by page
+#: faults. On GPUs (caching allocator) chunks only need to bound memory.
+CHUNK_BYTES = {'cpu': 16 << 20}
+DEFAULT_CHUNK_BYTES = 1 << 30
+
+
+class _Workspace(threading.local):
+    """Per-thread scratch buffers for the temporaries of one call (CPU).
+
+    glibc serves multi-MB allocations with fresh ``mmap`` pages (or trims
+    them back to the OS), so every chunk would pay a page fault per 4 KiB
+    of its temporaries; on the shapes of interest that costs as much as the
+    arithmetic. Temporaries that live within one forward or backward call
+    are therefore taken from grow-only buffers kept per thread, named by
+    role, shared by all ADC layers (like a convolution library's scratch
+    pad). They never escape a call. :func:`release_workspace` frees them.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: Dict[Tuple[str, torch.dtype], Tensor] = {}
+
+    def get(self, name: str, shape: Tuple[int, ...], dtype: torch.dtype,
+            device: torch.device) -> Tensor:
+        """An uninitialised contiguous tensor of ``shape``."""
+        if device.type != 'cpu':  # caching allocators need no help
+            return torch.empty(shape, dtype=dtype, device=device)
+        numel = math.prod(shape)
+        buf = self.buffers.get((name, dtype))
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype)
+            self.buffers[(name, dtype)] = buf
+        return buf[:numel].view(shape)
+
+
+_WORKSPACE = _Workspace()
+
+
+def release_workspace() -> None:
+    """Free the calling thread's ADC scratch buffers."""
+    _WORKSPACE.buffers.clear()
+
+
+def _pair(value: IntOrPair, name: str, minimum: int) -> Tuple[int, int]:
+    """Normalise an int-or-pair argument and check its range."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f'{name} must be an int or a pair of ints, '
+                             f'got {value!r}')
+        pair = tuple(value)
+    else:
+        pair = (value, value)
+    for item in pair:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise TypeError(f'{name} must be an int or a pair of ints, '
+                            f'got {value!r}')
+        if item < minimum:
+            raise ValueError(f'{name} must be >= {minimum}, got {value!r}')
+    return pair  # type: ignore[return-value]
+
+
+def _check_arguments(input: Tensor, weight: Tensor, rates: Tensor,
+                     bias: Optional[Tensor], autocast: bool) -> None:
+    """Raise a clear error for any argument ADC cannot handle."""
+    for name, tensor in (('input', input), ('weight', weight), ('rates',
+                                                                rates)):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(
+                f'{name} must be a torch.Tensor, got {type(tensor).__name__}')
+        if not tensor.is_floating_point():
+            raise TypeError(
+                f'{name} must be a floating point tensor, got {tensor.dtype}')
+    if input.dim() != 4:
+        raise ValueError('input must be a 4-D tensor (N, C_in, H, W), got '
+                         f'shape {tuple(input.shape)}')
+    num, channels = input.shape[:2]
+    if weight.dim() != 4:
+        raise ValueError('weight must be a 4-D tensor (C_out, C_in, kh, kw), '
+                         f'got shape {tuple(weight.shape)}')
+    if weight.shape[1] != channels:
+        raise ValueError(
+            f'input has {channels} channels but weight expects '
+            f'{weight.shape[1]} (weight must be (C_out, C_in, kh, kw); '
+            'grouped convolution is not supported)')
+    if weight.shape[2] % 2 == 0 or weight.shape[3] % 2 == 0:
+        raise ValueError('weight must have odd kernel sizes (the taps are '
+                         '-(k//2)..k//2), got kernel size '
+                         f'{tuple(weight.shape[2:])}')
+    if not autocast and weight.dtype != input.dtype:
+        raise TypeError(f'weight dtype {weight.dtype} does not match input '
+                        f'dtype {input.dtype}')
+    if bias is not None:
+        if not isinstance(bias, Tensor):
+            raise TypeError('bias must be a torch.Tensor or None, got '
+                            f'{type(bias).__name__}')
+        if bias.shape != (weight.shape[0], ):
+            raise ValueError(f'bias must have shape ({weight.shape[0]},), '
+                             f'got {tuple(bias.shape)}')
+        if not autocast and bias.dtype != input.dtype:
+            raise TypeError(f'bias dtype {bias.dtype} does not match input '
+                            f'dtype {input.dtype}')
+    if rates.dim() != 2 or rates.shape[0] != num or rates.shape[1] < 1 \
+            or channels % rates.shape[1] != 0:
+        raise ValueError(
+            'rates must have shape (N, g) = (batch size, dilation groups) '
+            f'with g dividing C_in={channels}; got {tuple(rates.shape)} for '
+            f'input of shape {tuple(input.shape)}')
+    for name, tensor in (('weight', weight), ('rates', rates), ('bias', bias)):
+        if tensor is not None and tensor.device != input.device:
+            raise ValueError(f'{name} is on {tensor.device} but input is on '
+                             f'{input.device}')
+    # One host sync for both checks on the common (valid) path.
+    if not bool((torch.isfinite(rates) & (rates >= 0)).all()):
+        if not bool(torch.isfinite(rates).all()):
+            raise ValueError('rates must be finite, got NaN or inf values')
+        raise ValueError('rates must be non-negative, got min '
+                         f'{rates.min().item():g}')
+
+
+class _Geometry:
+    """Shapes, sampling bags and the chunked im2col of one call.
+
+    The im2col produces, per sample, the "tap image" ``Z`` of shape
+    ``(C_in, H_out * kh, W_out * kw)`` with
+    ``Z[c, ho * kh + i, wo * kw + j]`` the bilinear read of tap ``(i, j)``
+    for output ``(ho, wo)``. Then ``conv2d(Z, weight, stride=(kh, kw))`` is
+    exactly the ADC output, computed by the backend's tuned convolution
+    (oneDNN / cuDNN), and its weight gradient the ADC weight gradient.
+    """
+
+    def __init__(self, input: Tensor, weight: Tensor, rates: Tensor,
+                 stride: Tuple[int, int], padding: Tuple[int, int],
+                 dilation: Tuple[int, int]) -> None:
+        self.num, self.channels, self.height, self.width = input.shape
+        self.out_channels, _, self.kh, self.kw = weight.shape
+        self.device = input.device
+        self.groups = rates.shape[1]
+        self.dilation = dilation
+        # Interpolation always in >= float32 (float64 for float64 data).
+        self.sample_dtype = (
+            torch.float64 if input.dtype == torch.float64 else torch.float32)
+        # one rate per (sample, channel) plane, planes ordered n * C + c
+        plane_rates = rates.detach().repeat_interleave(
+            self.channels // self.groups, dim=1).reshape(-1)
+        self.plan_h = make_axis_plan(plane_rates, self.kh, self.height,
+                                     stride[0], padding[0], dilation[0],
+                                     self.sample_dtype)
+        self.plan_w = make_axis_plan(plane_rates, self.kw, self.width,
+                                     stride[1], padding[1], dilation[1],
+                                     self.sample_dtype)
+        self.out_h, self.out_w = self.plan_h.out_len, self.plan_w.out_len
+        self.num_cols = self.channels * self.kh * self.kw
+        self.length = self.out_h * self.out_w
+        budget = CHUNK_BYTES.get(input.device.type, DEFAULT_CHUNK_BYTES)
+        per_sample = self.num_cols * self.length * torch.finfo(
+            self.sample_dtype).bits // 8
+        self.chunk = max(1, min(self.num, budget // max(per_sample, 1)))
+        self.chunk_planes = self.chunk * self.channels
+        # W pass: rows (p, wo, j) of length H, read from the transposed
+        # input; H pass: rows (p, ho, i) of length W_out * kw, read from the
+        # transposed W-pass output; i.e. Z.
+        self.bags_w = resample_bags(
+            self.plan_w, 1, self.chunk_planes, taps_inner=True)
+        self.bags_h = resample_bags(
+            self.plan_h, 1, self.chunk_planes, taps_inner=True)
+
+    def chunks(self):
+        """Sample ranges ``(n0, n1)`` processed together."""
+        for n0 in range(0, self.num, self.chunk):
+            yield n0, min(n0 + self.chunk, self.num)
+
+    def sample(
+            self, input: Tensor, n0: int, n1: int,
+            need_z: bool) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+        """Separable im2col of samples ``n0 .. n1 - 1``.
+
+        Returns:
+            tuple: ``xt``, the source buffer of the W pass (rows ``(p, w)``
+            of length H: the transposed input); ``maps``, the W pass output
+            (rows ``(p, wo, j)`` of length H: the input interpolated along W
+            for tap ``j``, stride applied); ``row_maps``, the source buffer
+            of the H pass (``maps`` transposed to rows ``(p, h)`` of length
+            ``W_out * kw``); and ``Z`` of shape
+            ``(n, C_in, H_out * kh, W_out * kw)``, or None.
+        """
+        num, p0, p1 = n1 - n0, n0 * self.channels, n1 * self.channels
+        planes = p1 - p0
+        xt = self.buffer('xt', planes * self.width + 1, self.height)
+        init_source_buffer(xt).view(num, self.channels, self.width,
+                                    self.height).copy_(input[n0:n1].transpose(
+                                        2, 3))
+        row_len = self.out_w * self.kw
+        maps = gather(xt, self.bags_w.planes(p0, p1),
+                      self.buffer('maps', planes * row_len, self.height))
+        row_maps = self.buffer('row_maps', planes * self.height + 1, row_len)
+        init_source_buffer(row_maps).view(planes, self.height, row_len).copy_(
+            maps.view(planes, row_len, self.height).transpose(1, 2))
+        taps = None
+        if need_z:
+            taps = gather(
+                row_maps, self.bags_h.planes(p0, p1),
+                self.buffer('taps', planes * self.out_h * self.kh,
+                            row_len)).view(num, self.channels,
+                                           self.out_h * self.kh, row_len)
+        return xt, maps, row_maps, taps
+
+    def buffer(self, name: str, *shape: int) -> Tensor:
+        """A scratch tensor in the sampling dtype (see :class:`_Workspace`).
+        """
+        return _WORKSPACE.get(name, shape, self.sample_dtype, self.device)
+
+
+class AdaptiveDilatedConv2dFunction(Function):
+    """Autograd function of :func:`adaptive_dilated_conv2d`.
+
+    Inputs are validated by the functional wrapper; ``gemm_dtype`` is the
+    dtype of the convolution/GEMMs and of the output (the autocast dtype
+    under autocast, else the input dtype). Like ``nn.Conv2d`` it saves only
+    the input, the weight and the rates (plus the small sampling bags); the
+    backward recomputes the tap image chunk by chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, input: Tensor, weight: Tensor, rates: Tensor,
+                bias: Optional[Tensor], stride: Tuple[int, int],
+                padding: Tuple[int, int], dilation: Tuple[int, int],
+                gemm_dtype: torch.dtype) -> Tensor:
+        # Casts are explicit below; autocast must not re-cast anything.
+        with torch.autocast(input.device.type, enabled=False):
+            geo = _Geometry(input, weight, rates, stride, padding, dilation)
+            weight_g = weight.to(gemm_dtype)
+            bias_g = None if bias is None else bias.to(gemm_dtype)
+            out = None
+            for n0, n1 in geo.chunks():
+                taps = geo.sample(input, n0, n1, need_z=True)[3]
+                part = F.conv2d(
+                    taps.to(gemm_dtype),
+                    weight_g,
+                    bias_g,
+                    stride=(geo.kh, geo.kw))
+                if n1 - n0 == geo.num:
+                    out = part
+                else:
+                    if out is None:
+                        out = part.new_empty(geo.num, *part.shape[1:])
+                    out[n0:n1] = part
+            if out is None:  # empty batch
+                out = input.new_zeros(
+                    0,
+                    geo.out_channels,
+                    geo.out_h,
+                    geo.out_w,
+                    dtype=gemm_dtype)
+
+        ctx.save_for_backward(input, weight, rates)
+        ctx.geometry = geo
+        ctx.gemm_dtype = gemm_dtype
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return out.contiguous(memory_format=_memory_format(input))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        input, weight, rates = ctx.saved_tensors
+        need_x, need_w, need_r, need_b = ctx.needs_input_grad[:4]
+        with torch.autocast(grad_out.device.type, enabled=False):
+            grads = _backward(ctx.geometry, ctx.gemm_dtype, input, weight,
+                              rates, grad_out, need_x, need_w, need_r)
+            grad_b = None
+            if need_b:
+                grad_b = grad_out.sum((0, 2, 3)).to(ctx.bias_dtype)
+        return (*grads, grad_b, None, None, None, None)
+
+
+def _backward(geo: _Geometry, gemm_dtype: torch.dtype, input: Tensor,
+              weight: Tensor, rates: Tensor, grad_out: Tensor, need_x: bool,
+              need_w: bool, need_r: bool):
+    """Input, weight and rate gradients, chunk by chunk.
+
+    Per chunk the tap image ``Z`` is recomputed for the weight gradient (the
+    weight gradient of ``conv2d(Z, weight, stride=(kh, kw))``). For the input
+    and the rates, the column gradients ``U = W^T @ grad`` (rows
+    ``(p, i, j, ho)``) are pulled back through the H pass and then the W pass
+    with the adjoint reads (see :func:`_backward_sampling`).
+    """
+    device = input.device
+    grad = grad_out.to(gemm_dtype).contiguous()
+    weight_g = weight.to(gemm_dtype)
+    grad_x = grad_w = grad_r = None
+    if need_x:
+        grad_x = torch.empty_like(input, memory_format=_memory_format(input))
+    if need_w:
+        # accumulate over chunks in the weight's precision
+        grad_w = torch.zeros_like(weight)
+    if need_r:
+        grad_rho = torch.empty(
+            geo.num * geo.channels, dtype=geo.sample_dtype, device=device)
+    if need_x or need_r:
+        wmat_t = weight_g.reshape(geo.out_channels,
+                                  geo.num_cols).t().contiguous()
+        # U has rows (p, i, j, ho) of length W_out; the H adjoint yields rows
+        # (p, j, h) of length W_out, the W adjoint rows (p, w) of length H.
+        adj_h, rho_h = adjoint_bags(geo.plan_h, geo.kw, geo.chunk_planes,
+                                    need_r)
+        adj_w, rho_w = adjoint_bags(geo.plan_w, 1, geo.chunk_planes, need_r)
+
+    for n0, n1 in geo.chunks():
+        p0, p1 = n0 * geo.channels, n1 * geo.channels
+        xt, maps, row_maps, taps = geo.sample(input, n0, n1, need_z=need_w)
+        del row_maps
+        if need_w:
+            grad_w += torch.ops.aten.convolution_backward(
+                grad[n0:n1], taps.to(gemm_dtype), weight_g, None,
+                [geo.kh, geo.kw], [0, 0], [1, 1], False, [0, 0], 1,
+                [False, True, False])[1]
+            del taps
+        if not (need_x or need_r):
+            continue
+        gxt, rho = _backward_sampling(geo, wmat_t, grad[n0:n1],
+                                      adj_h.planes(p0, p1),
+                                      rho_h.planes(p0, p1) if need_r else None,
+                                      adj_w.planes(p0, p1) if need_x else None,
+                                      rho_w.planes(p0, p1) if need_r else None,
+                                      xt, maps)
+        if need_x:
+            grad_x[n0:n1].copy_(
+                gxt.view(n1 - n0, geo.channels, geo.width,
+                         geo.height).transpose(2, 3))
+        if need_r:
+            grad_rho[p0:p1] = rho
+
+    if need_r:
+        grad_r = grad_rho.view(geo.num, geo.groups, geo.channels //
+                               geo.groups).sum(2).to(rates.dtype)
+    return grad_x, grad_w, grad_r
+
+
+def _backward_sampling(
+        geo: _Geometry, wmat_t: Tensor, grad: Tensor, adj_h: Bags,
+        rho_h: Optional[Bags], adj_w: Optional[Bags], rho_w: Optional[Bags],
+        xt: Tensor, maps: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """Input and rate gradients of the planes of one chunk of samples.
+
+    The rate gradient of each plane is ``d_h * <Yd, T> + d_w * <Yw, X>``,
+    where ``T`` are the W-pass row maps, ``Yd``/``Yw`` the rho terms of the
+    two adjoint passes (the interpolant's derivative along H resp. W,
+    weighted by the tap offsets) and ``X`` the input; the caller sums it over
+    the channels of each dilation group.
+
+    Args:
+        geo (_Geometry): The call's geometry.
+        wmat_t (Tensor): Transposed flattened weight, ``(C_in * kh * kw,
+            C_out)``, in the GEMM dtype.
+        grad (Tensor): Output gradient of the chunk, ``(n, C_out, Ho, Wo)``.
+        adj_h (Bags): H adjoint bags of the chunk's planes.
+        rho_h (Bags, optional): H rho-term bags; None: no rate gradient.
+        adj_w (Bags, optional): W adjoint bags; None: no input gradient.
+        rho_w (Bags, optional): W rho-term bags.
+        xt (Tensor): Source buffer of the W pass (transposed input).
+        maps (Tensor): W-pass output, rows ``(p, wo, j)`` of length H.
+
+    Returns:
+        tuple[Tensor | None, Tensor | None]: The transposed input gradient,
+        rows ``(p, w)`` of length H, and the gradient w.r.t. each plane's
+        rate.
+    """
+    num = grad.shape[0]
+    planes = num * geo.channels
+    col_grad = geo.buffer('col_grad', num * geo.num_cols * geo.out_h + 1,
+                          geo.out_w)
+    target = init_source_buffer(col_grad).view(num, geo.num_cols, geo.length)
+    wmat_b = wmat_t.expand(num, -1, -1)
+    grad = grad.reshape(num, geo.out_channels, geo.length)
+    if wmat_t.dtype == target.dtype:
+        torch.bmm(wmat_b, grad, out=target)
+    else:  # autocast: GEMM in the low precision, sampling in float32
+        target.copy_(torch.bmm(wmat_b, grad))
+    # H pass adjoint: gradient of the row maps, rows (p, j, h) of length
+    # W_out, then transposed to the W pass's output layout (p, j, wo, h).
+    z = gather(col_grad, adj_h,
+               geo.buffer('z', planes * geo.kw * geo.height, geo.out_w))
+    zt = geo.buffer('zt', planes * geo.kw * geo.out_w + 1, geo.height)
+    init_source_buffer(zt).view(planes, geo.kw, geo.out_w, geo.height).copy_(
+        z.view(planes, geo.kw, geo.height, geo.out_w).transpose(2, 3))
+    rate = None
+    if rho_h is not None:
+        # <Yd, T> with T = maps, both taken in (p, j, wo, h) order
+        yd = gather(col_grad, rho_h, z)  # reuses z
+        prod = geo.buffer('prod', planes, geo.kw, geo.out_w, geo.height)
+        prod.copy_(
+            yd.view(planes, geo.kw, geo.height, geo.out_w).transpose(2, 3))
+        prod.mul_(
+            maps.view(planes, geo.out_w, geo.kw, geo.height).transpose(1, 2))
+        rate = geo.dilation[0] * prod.view(planes, -1).sum(1)
+    # W pass adjoint: rows (p, w) of length H
+    shape = (planes * geo.width, geo.height)
+    if rho_w is not None:
+        yw = gather(zt, rho_w, geo.buffer('gxt', *shape))
+        rate += geo.dilation[1] * torch.linalg.vecdot(
+            yw.view(planes, -1), xt[1:].view(planes, -1), dim=1)
+    gxt = None
+    if adj_w is not None:
+        gxt = gather(zt, adj_w, geo.buffer('gxt', *shape))
+    return gxt, rate
+
+
+def _memory_format(tensor: Tensor) -> torch.memory_format:
+    """channels_last for NHWC-strided tensors, contiguous otherwise."""
+    if not tensor.is_contiguous() and tensor.is_contiguous(
+            memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _autocast_dtype(input: Tensor) -> Optional[torch.dtype]:
+    """The autocast dtype that applies to ``input``, or None."""
+    device_type = input.device.type
+    if input.dtype == torch.float64:
+        return None  # autocast leaves float64 alone, as for F.conv2d
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type without autocast support
+        return None
+    return torch.get_autocast_dtype(device_type) if enabled else None
+
+
+def adaptive_dilated_conv2d(input: Tensor,
+                            weight: Tensor,
+                            rates: Tensor,
+                            bias: Optional[Tensor] = None,
+                            stride: IntOrPair = 1,
+                            padding: IntOrPair = 0,
+                            dilation: IntOrPair = 1) -> Tensor:
+    """Adaptive dilated convolution with per-sample, per-group rates.
+
+    Equivalent to ``F.conv2d(input, weight, bias, stride, padding,
+    dilation)`` when all rates are 1, and to ``F.conv2d`` with dilation
+    ``dilation * r`` and padding ``dilation * r * (k // 2)`` when all rates
+    equal an integer ``r`` and ``padding = dilation * (k // 2)``. Fractional
+    rates read the input by bilinear interpolation.
+
+    Under ``torch.autocast`` (float16/bfloat16) the interpolation runs in
+    float32, the GEMMs in the autocast dtype (accumulating in float32) and
+    the output has the autocast dtype; expect errors of the order of the
+    autocast dtype's resolution relative to the output scale, as for
+    ``F.conv2d`` under autocast.
+
+    Args:
+        input (Tensor): Input of shape ``(N, C_in, H, W)``, contiguous or
+            channels_last.
+        weight (Tensor): Weight of shape ``(C_out, C_in, kh, kw)`` with odd
+            ``kh`` and ``kw``.
+        rates (Tensor): Non-negative finite dilation rates of shape
+            ``(N, g)``; ``g`` must divide ``C_in`` and channel ``c`` uses
+            group ``c * g // C_in``. Differentiable.
+        bias (Tensor, optional): Bias of shape ``(C_out, )``.
+        stride (int | tuple[int, int]): Stride. Defaults to 1.
+        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
+        dilation (int | tuple[int, int]): Base dilation ``d``; tap ``i``
+            reads ``d * r * i`` pixels from the kernel centre. Defaults to 1.
+
+    Returns:
+        Tensor: Output of shape ``(N, C_out, H_out, W_out)``, the shape of
+        ``F.conv2d`` with the same stride, padding and dilation.
+    """
+    stride = _pair(stride, 'stride', 1)
+    padding = _pair(padding, 'padding', 0)
+    dilation = _pair(dilation, 'dilation', 1)
+    autocast_dtype = _autocast_dtype(input) if isinstance(input,
+                                                          Tensor) else None
+    _check_arguments(input, weight, rates, bias, autocast_dtype is not None)
+    height, width = input.shape[2:]
+    for axis, size, k in ((0, height, weight.shape[2]), (1, width,
+                                                         weight.shape[3])):
+        extent = size + 2 * padding[axis] - dilation[axis] * (k - 1)
+        if extent < 1:
+            raise ValueError(
+                f'input of size {tuple(input.shape[2:])} is too small for '
+                f'kernel size {tuple(weight.shape[2:])} with padding '
+                f'{padding} and dilation {dilation}')
+    gemm_dtype = autocast_dtype or input.dtype
+    return AdaptiveDilatedConv2dFunction.apply(input, weight, rates, bias,
+                                               stride, padding, dilation,
+                                               gemm_dtype)

@@ -1,0 +1,267 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Tests of the AdaptiveDilatedConv2d layer and its rate regressor."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule, constant_init, kaiming_init
+from mmengine.registry import MODELS, DefaultScope
+
+from mmadc.ops import (AdaptiveDilatedConv2d, DilationRateRegressor,
+                       adaptive_dilated_conv2d)
+
+INIT_CONFIGS = [
+    # in, out, kernel, stride, padding, dilation, bias, dilation_groups
+    (8, 6, 3, 1, 1, 1, True, None),
+    (8, 6, 3, 2, 1, 1, False, None),
+    (8, 6, 3, 1, 2, 2, True, 2),
+    (8, 6, 3, 2, 2, 2, False, 1),
+    (8, 4, 3, 1, 0, 1, True, 4),
+    (4, 4, 5, 1, 2, 1, True, None),
+    (4, 4, 3, 1, 'same', 2, True, None),
+]
+
+
+@pytest.mark.parametrize('cfg', INIT_CONFIGS)
+def test_equals_conv2d_at_init(cfg):
+    in_ch, out_ch, k, stride, padding, dilation, bias, groups = cfg
+    torch.manual_seed(0)
+    adc = AdaptiveDilatedConv2d(
+        in_ch,
+        out_ch,
+        k,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        bias=bias,
+        dilation_groups=groups).double()
+    conv = nn.Conv2d(
+        in_ch,
+        out_ch,
+        k,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        bias=bias).double()
+    conv.load_state_dict(adc.state_dict(), strict=False)
+    x = torch.randn(2, in_ch, 13, 10, dtype=torch.float64)
+    out = adc(x)
+    assert torch.equal(adc.last_rates,
+                       torch.ones(2, groups or in_ch, dtype=torch.float64))
+    torch.testing.assert_close(out, conv(x), rtol=0, atol=1e-12)
+
+
+def test_conv2d_state_dict_loads_with_only_regressor_missing():
+    conv = nn.Conv2d(8, 6, 3, padding=1)
+    adc = AdaptiveDilatedConv2d(8, 6, 3, padding=1, dilation_groups=2)
+    result = adc.load_state_dict(conv.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert sorted(result.missing_keys) == [
+        'rate_regressor.fc1.bias', 'rate_regressor.fc1.weight',
+        'rate_regressor.fc2.bias', 'rate_regressor.fc2.weight'
+    ]
+    assert torch.equal(adc.weight, conv.weight)
+    assert adc.weight.shape == conv.weight.shape
+    assert adc.bias.shape == conv.bias.shape
+
+
+def test_last_rates_detached_and_replaced():
+    adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1, dilation_groups=2)
+    assert adc.last_rates is None
+    with torch.no_grad():
+        adc.rate_regressor.fc2.weight.normal_()
+    x1 = torch.randn(3, 4, 8, 8)
+    adc(x1).sum().backward()
+    first = adc.last_rates
+    assert first.shape == (3, 2)
+    assert not first.requires_grad and first.grad_fn is None
+    torch.testing.assert_close(first, adc.rate_regressor(x1).detach())
+    adc(torch.randn(1, 4, 8, 8) * 5)
+    assert adc.last_rates is not first
+    assert adc.last_rates.shape == (1, 2)
+    # the old tensor was not modified in place
+    torch.testing.assert_close(first, adc.rate_regressor(x1).detach())
+
+
+def test_forward_and_gradients_through_the_regressor():
+    torch.manual_seed(1)
+    adc = AdaptiveDilatedConv2d(
+        8, 4, 3, stride=2, padding=2, dilation=2, dilation_groups=4).double()
+    with torch.no_grad():
+        adc.rate_regressor.fc2.weight.normal_(std=0.5)
+    x = torch.randn(2, 8, 9, 11, dtype=torch.float64)
+    out = adc(x)
+    rates = adc.rate_regressor(x)
+    assert (rates != 1).any()
+    ref = adaptive_dilated_conv2d(
+        x, adc.weight, rates, adc.bias, stride=2, padding=2, dilation=2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    out.square().sum().backward()
+    for name, param in adc.named_parameters():
+        assert param.grad is not None, name
+    assert adc.rate_regressor.fc2.weight.grad.abs().sum() > 0
+
+
+def test_regressor_at_init_receives_gradient():
+    # fc2 starts at zero weight, but its gradient must not vanish or the
+    # rates could never leave 1.
+    adc = AdaptiveDilatedConv2d(16, 8, 3, padding=1)
+    x = torch.randn(2, 16, 10, 10)
+    adc(x).square().sum().backward()
+    assert adc.rate_regressor.fc2.weight.grad.abs().sum() > 0
+
+
+def test_regressor_structure_and_defaults():
+    assert AdaptiveDilatedConv2d(8, 8, 3).rate_regressor.fc1.out_features \
+        == 16
+    assert AdaptiveDilatedConv2d(256, 8, 3).rate_regressor.fc1.out_features \
+        == 64
+    adc = AdaptiveDilatedConv2d(8, 8, 3, hidden_channels=5)
+    assert adc.rate_regressor.fc1.out_features == 5
+    assert adc.rate_regressor.fc2.out_features == 8
+    assert adc.dilation_groups == 8
+    drm = DilationRateRegressor(6, 3)
+    assert torch.equal(drm.fc2.weight, torch.zeros(3, 16))
+    assert torch.equal(drm.fc2.bias, torch.ones(3))
+    # non-negative whatever the input
+    with torch.no_grad():
+        drm.fc2.weight.normal_(std=10)
+    assert (drm(torch.randn(5, 6, 4, 4)) >= 0).all()
+
+
+def test_max_rate_clamps():
+    adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1, max_rate=2.5)
+    with torch.no_grad():
+        adc.rate_regressor.fc2.bias.fill_(7.)
+    adc(torch.randn(2, 4, 6, 6))
+    assert torch.equal(adc.last_rates, torch.full((2, 4), 2.5))
+    with pytest.raises(ValueError, match='max_rate'):
+        AdaptiveDilatedConv2d(4, 4, 3, max_rate=0)
+
+
+def test_init_weights_protects_the_identity_start():
+    """Backbone init code that walks modules must not break rates == 1."""
+
+    class Block(BaseModule):
+
+        def __init__(self):
+            super().__init__(init_cfg=[
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Normal', layer='Linear', std=1.),
+                dict(type='Constant', layer='BatchNorm2d', val=1),
+            ])
+            self.conv = AdaptiveDilatedConv2d(4, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+
+    block = Block()
+    before = block.conv.weight.detach().clone()
+    block.init_weights()
+    # the conv weight was initialised by the parent's init_cfg ...
+    assert not torch.equal(block.conv.weight, before)
+    # ... and the regressor is back at its identity start
+    drm = block.conv.rate_regressor
+    assert torch.equal(drm.fc2.weight, torch.zeros_like(drm.fc2.weight))
+    assert torch.equal(drm.fc2.bias, torch.ones_like(drm.fc2.bias))
+    block.conv(torch.randn(2, 4, 6, 6))
+    assert torch.equal(block.conv.last_rates, torch.ones(2, 4))
+
+
+def test_mmengine_init_functions_work():
+    adc = AdaptiveDilatedConv2d(4, 6, 3, padding=1)
+    kaiming_init(adc, bias=0.5)
+    assert torch.equal(adc.bias, torch.full((6, ), 0.5))
+    constant_init(adc, val=0.25, bias=0.)
+    assert torch.equal(adc.weight, torch.full((6, 4, 3, 3), 0.25))
+    # reset_parameters (nn.Conv2d API) also restores rates == 1
+    with torch.no_grad():
+        adc.rate_regressor.fc2.weight.fill_(3.)
+    adc.reset_parameters()
+    assert torch.equal(adc.rate_regressor.fc2.weight,
+                       torch.zeros_like(adc.rate_regressor.fc2.weight))
+
+
+def test_deepcopy_and_repr():
+    adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1, dilation_groups=2)
+    clone = copy.deepcopy(adc)
+    x = torch.randn(1, 4, 5, 5)
+    torch.testing.assert_close(clone(x), adc(x))
+    assert 'dilation_groups=2' in repr(adc)
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(groups=2), NotImplementedError, 'groups'),
+    (dict(padding_mode='reflect'), NotImplementedError, 'padding_mode'),
+    (dict(dilation_groups=3), ValueError, 'dilation_groups'),
+    (dict(dilation_groups=0), ValueError, 'dilation_groups'),
+    (dict(kernel_size=2), ValueError, 'kernel_size'),
+])
+def test_bad_construction_raises(kwargs, error, match):
+    args = dict(in_channels=4, out_channels=4, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        AdaptiveDilatedConv2d(**args)
+
+
+def test_bad_input_raises():
+    adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1)
+    with pytest.raises(ValueError, match='in_channels'):
+        adc(torch.randn(1, 3, 6, 6))
+    with pytest.raises(ValueError, match='4-D'):
+        adc(torch.randn(4, 6, 6))
+
+
+# --------------------------------------------------------------------------
+# registry
+
+
+def test_registered_in_root_registry():
+    assert MODELS.get('ADC') is AdaptiveDilatedConv2d
+    assert MODELS.get('AdaptiveDilatedConv2d') is AdaptiveDilatedConv2d
+
+
+def test_registration_survives_reimport():
+    from mmadc.ops.adc_layer import _register
+
+    # What importlib.reload produces: a new class object with the same
+    # module and qualified name. It replaces the old entry without error.
+    reloaded = type('AdaptiveDilatedConv2d', (AdaptiveDilatedConv2d, ),
+                    {'__module__': AdaptiveDilatedConv2d.__module__})
+    try:
+        _register('ADC', reloaded)
+        assert MODELS.get('ADC') is reloaded
+        _register('ADC', reloaded)  # idempotent
+    finally:
+        _register('ADC', AdaptiveDilatedConv2d)
+    assert MODELS.get('ADC') is AdaptiveDilatedConv2d
+
+    # a foreign class under a taken name is a real conflict
+    foreign = type('Foreign', (nn.Module, ), {})
+    with pytest.raises(KeyError):
+        _register('ADC', foreign)
+    assert MODELS.get('ADC') is AdaptiveDilatedConv2d
+
+
+@pytest.mark.parametrize('scope', [None, 'mmpose', 'mmseg'])
+def test_build_conv_layer_under_default_scope(scope):
+    cnn = pytest.importorskip('mmcv.cnn')
+    if scope is not None:
+        # registers the scope's registries (children of MMEngine's root)
+        pytest.importorskip(f'{scope}.models')
+    with DefaultScope.overwrite_default_scope(scope):
+        layer = cnn.build_conv_layer(
+            dict(type='ADC', dilation_groups=4),
+            8,
+            16,
+            3,
+            stride=2,
+            padding=2,
+            dilation=2,
+            bias=False)
+    assert type(layer).__name__ == 'AdaptiveDilatedConv2d'
+    assert layer.dilation_groups == 4 and layer.bias is None
+    assert layer.stride == (2, 2) and layer.dilation == (2, 2)
+    x = torch.randn(2, 8, 12, 10)
+    ref = F.conv2d(x, layer.weight, stride=2, padding=2, dilation=2)
+    torch.testing.assert_close(layer(x), ref, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,381 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Benchmark adaptive dilated convolution against its floor and its peer.
+
+For the 3x3 convolutions of SimpleBaseline-ResNet-50 and HRNet-W32 at a
+256x192 input, times the forward and the forward+backward of
+
+* ``conv``: ``F.conv2d`` of the same shape (the floor: ADC does the same
+  multiply-adds plus the interpolation);
+* ``adc``: :func:`mmadc.ops.adaptive_dilated_conv2d` with random fractional
+  rates in [0.5, 2.5], one rate per dilation group;
+* ``deform``: ``torchvision.ops.deform_conv2d`` with the equivalent offsets
+  (``offset_groups = g``), the obvious slower alternative.
+
+Times are medians over ``--repeat`` runs after ``--warmup`` runs (CUDA is
+synchronised around each run). Forward runs under ``torch.no_grad()``;
+forward+backward computes the gradients of the input, the weight and the
+rates (offsets for deform) with ``torch.autograd.grad``.
+
+Memory: on CUDA the peak allocated memory during one forward+backward above
+what was allocated before it (``torch.cuda.max_memory_allocated``). On CPU,
+where PyTorch keeps no allocator statistics, the bytes of the distinct
+tensors saved for backward by one forward (counted with
+``torch.autograd.graph.saved_tensors_hooks``, the input included, plus the
+sampling bags ADC keeps on its autograd node): the activation memory a
+training step keeps alive per layer. It excludes temporaries freed within
+the forward or the backward and ADC's per-thread scratch buffers (reused by
+all ADC layers, about the size of one chunk's tap image and column
+gradients).
+
+Examples::
+
+    python tools/analysis/benchmark_adc.py --threads 2
+    python tools/analysis/benchmark_adc.py --shapes resnet50-stage1 \\
+        --mode fwdbwd --no-deform --json
+"""
+import argparse
+import contextlib
+import fnmatch
+import json
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
+
+from mmadc.ops import adaptive_dilated_conv2d
+
+
+class Shape(NamedTuple):
+    """A 3x3 conv of a backbone: input channels == output channels."""
+    name: str
+    channels: int
+    height: int
+    width: int
+    stride: int
+
+
+# Input 256x192. ResNet-50 (pytorch style, as in mmpose): Bottleneck conv2
+# is planes -> planes 3x3; the first block of stages 2-4 has stride 2 there.
+# HRNet-W32: BasicBlock 3x3 convs of the four branches.
+SHAPES = [
+    Shape('resnet50-stage1', 64, 64, 48, 1),
+    Shape('resnet50-stage2', 128, 32, 24, 1),
+    Shape('resnet50-stage2-s2', 128, 64, 48, 2),
+    Shape('resnet50-stage3', 256, 16, 12, 1),
+    Shape('resnet50-stage3-s2', 256, 32, 24, 2),
+    Shape('resnet50-stage4', 512, 8, 6, 1),
+    Shape('resnet50-stage4-s2', 512, 16, 12, 2),
+    Shape('hrnet-w32-branch1', 32, 64, 48, 1),
+    Shape('hrnet-w32-branch2', 64, 32, 24, 1),
+    Shape('hrnet-w32-branch3', 128, 16, 12, 1),
+    Shape('hrnet-w32-branch4', 256, 8, 6, 1),
+]
+
+DTYPES = {
+    'float32': torch.float32,
+    'float64': torch.float64,
+    'float16': torch.float16,
+    'bfloat16': torch.bfloat16,
+}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Time ADC against nn.Conv2d and deform_conv2d.')
+    parser.add_argument('--batch', type=int, default=8, help='batch size')
+    parser.add_argument(
+        '--device', default='cpu', choices=['cpu', 'cuda'], help='device')
+    parser.add_argument(
+        '--dtype',
+        default='float32',
+        choices=list(DTYPES),
+        help='float32/float64: tensors of that dtype; float16/bfloat16: '
+        'float32 tensors under torch.autocast with that dtype (AMP)')
+    parser.add_argument(
+        '--repeat', type=int, default=10, help='timed runs per measurement')
+    parser.add_argument(
+        '--warmup', type=int, default=3, help='untimed runs before timing')
+    parser.add_argument(
+        '--shapes',
+        default='*',
+        help='comma-separated shape names or glob patterns, e.g. '
+        f'"resnet50-stage1" or "hrnet-*"; known: '
+        f'{", ".join(s.name for s in SHAPES)}')
+    parser.add_argument(
+        '--mode',
+        default='both',
+        choices=['fwd', 'fwdbwd', 'both'],
+        help='forward only, forward+backward, or both')
+    parser.add_argument(
+        '--groups',
+        type=int,
+        default=None,
+        help='dilation groups g (default: one per input channel, the '
+        "paper's default)")
+    parser.add_argument(
+        '--no-deform',
+        action='store_true',
+        help='skip deform_conv2d (slow, especially with many groups)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--json',
+        action='store_true',
+        help='print exactly one JSON object on stdout instead of a table')
+    return parser.parse_args(argv)
+
+
+def select_shapes(patterns: str) -> List[Shape]:
+    wanted = [p.strip() for p in patterns.split(',') if p.strip()]
+    chosen = [
+        s for s in SHAPES if any(
+            fnmatch.fnmatchcase(s.name, p) for p in wanted)
+    ]
+    if not chosen:
+        raise SystemExit(f'no shape matches {patterns!r}; known: '
+                         f'{", ".join(s.name for s in SHAPES)}')
+    return chosen
+
+
+def deform_offsets(rates: torch.Tensor, height: int,
+                   width: int) -> torch.Tensor:
+    """Offsets of deform_conv2d equivalent to ADC rates (3x3, d=1).
+
+    Tap (i, j) of group g: (dy, dx) = ((r_g - 1) * i, (r_g - 1) * j) at every
+    output position; layout (N, 2 * g * 9, Ho, Wo), (dy, dx) pairs,
+    group-major then taps row-major.
+    """
+    num, groups = rates.shape
+    taps = torch.arange(-1, 2, device=rates.device, dtype=rates.dtype)
+    scale = (rates - 1)[:, :, None, None]
+    dy = (scale * taps[:, None]).expand(num, groups, 3, 3)
+    dx = (scale * taps[None, :]).expand(num, groups, 3, 3)
+    offset = torch.stack([dy, dx], dim=-1).reshape(num, groups * 18, 1, 1)
+    return offset.expand(-1, -1, height, width)
+
+
+class Case:
+    """Tensors and callables of one shape."""
+
+    def __init__(self, shape: Shape, args: argparse.Namespace) -> None:
+        device = torch.device(args.device)
+        dtype = DTYPES[args.dtype]
+        self.autocast_dtype = None
+        if dtype in (torch.float16, torch.bfloat16):
+            self.autocast_dtype, dtype = dtype, torch.float32
+        self.device = device
+        gen = torch.Generator().manual_seed(args.seed)
+        c = shape.channels
+        groups = args.groups or c
+        if c % groups:
+            raise SystemExit(f'--groups {groups} does not divide {c} '
+                             f'channels of {shape.name}')
+        self.x = torch.randn(
+            args.batch, c, shape.height, shape.width,
+            generator=gen).to(device, dtype)
+        self.weight = (torch.randn(c, c, 3, 3, generator=gen) /
+                       (3 * c**0.5)).to(device, dtype)
+        self.rates = (0.5 +
+                      2 * torch.rand(args.batch, groups, generator=gen)).to(
+                          device, dtype)
+        self.stride = shape.stride
+        out = F.conv2d(self.x, self.weight, stride=self.stride, padding=1)
+        self.out_hw = out.shape[2:]
+        self.grad_out = torch.randn(
+            out.shape, generator=gen).to(device, out.dtype)
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # each op returns (output, tensors to differentiate)
+    def conv(self, x, weight, rates):
+        return F.conv2d(x, weight, stride=self.stride, padding=1)
+
+    def adc(self, x, weight, rates):
+        return adaptive_dilated_conv2d(
+            x, weight, rates, stride=self.stride, padding=1)
+
+    def deform(self, x, weight, rates):
+        offset = deform_offsets(rates, *self.out_hw)
+        return deform_conv2d(x, offset, weight, stride=self.stride, padding=1)
+
+    def leaves(self, with_rates: bool):
+        x = self.x.detach().requires_grad_()
+        weight = self.weight.detach().requires_grad_()
+        rates = self.rates.detach().requires_grad_(with_rates)
+        return x, weight, rates
+
+    def forward_fn(self, op: Callable) -> Callable:
+
+        def run():
+            with torch.no_grad(), self.autocast():
+                op(self.x, self.weight, self.rates)
+
+        return run
+
+    def fwdbwd_fn(self, op: Callable, with_rates: bool) -> Callable:
+
+        def run():
+            x, weight, rates = self.leaves(with_rates)
+            with self.autocast():
+                out = op(x, weight, rates)
+            inputs = [x, weight] + ([rates] if with_rates else [])
+            torch.autograd.grad(out, inputs, self.grad_out.to(out.dtype))
+
+        return run
+
+    def memory_mb(self, op: Callable, with_rates: bool) -> float:
+        """See the module docstring for what this measures."""
+        if self.device.type == 'cuda':
+            run = self.fwdbwd_fn(op, with_rates)
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            run()
+            torch.cuda.synchronize()
+            return (torch.cuda.max_memory_allocated() - base) / 2**20
+        seen: Dict[int, int] = {}
+
+        def pack(t):
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        x, weight, rates = self.leaves(with_rates)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with self.autocast():
+                out = op(x, weight, rates)
+        # ADC also keeps its sampling bags on the autograd node
+        geometry = getattr(out.grad_fn, 'geometry', None)
+        for value in vars(geometry).values() if geometry else ():
+            for t in (value if isinstance(value, tuple) else (value, )):
+                if isinstance(t, torch.Tensor):
+                    storage = t.untyped_storage()
+                    seen[storage.data_ptr()] = storage.nbytes()
+        return sum(seen.values()) / 2**20
+
+
+def time_ms(fn: Callable, device: torch.device, repeat: int,
+            warmup: int) -> float:
+    """Median wall time of ``fn`` in milliseconds."""
+    sync = (
+        torch.cuda.synchronize if device.type == 'cuda' else (lambda: None))
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return None if a is None or b is None else a / b
+
+
+def benchmark(args: argparse.Namespace) -> dict:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda given but CUDA is not available')
+    modes = ['fwd', 'fwdbwd'] if args.mode == 'both' else [args.mode]
+    results = []
+    for shape in select_shapes(args.shapes):
+        case = Case(shape, args)
+        ops = {'conv': (case.conv, False), 'adc': (case.adc, True)}
+        if not args.no_deform:
+            ops['deform'] = (case.deform, True)
+        entry = dict(
+            shape=shape.name,
+            channels=shape.channels,
+            height=shape.height,
+            width=shape.width,
+            stride=shape.stride,
+            groups=case.rates.shape[1])
+        for mode in modes:
+            times = {}
+            for name, (op, with_rates) in ops.items():
+                fn = (
+                    case.forward_fn(op) if mode == 'fwd' else case.fwdbwd_fn(
+                        op, with_rates))
+                times[name] = time_ms(fn, case.device, args.repeat,
+                                      args.warmup)
+            entry[mode] = dict(
+                conv_ms=times['conv'],
+                adc_ms=times['adc'],
+                deform_ms=times.get('deform'),
+                adc_over_conv=ratio(times['adc'], times['conv']),
+                deform_over_adc=ratio(times.get('deform'), times['adc']))
+        entry['memory_mb'] = {
+            name: case.memory_mb(op, with_rates)
+            for name, (op, with_rates) in ops.items()
+        }
+        results.append(entry)
+    return dict(
+        config=dict(
+            batch=args.batch,
+            device=args.device,
+            dtype=args.dtype,
+            threads=torch.get_num_threads(),
+            repeat=args.repeat,
+            warmup=args.warmup,
+            memory=('cuda peak allocated during fwd+bwd'
+                    if args.device == 'cuda' else
+                    'cpu bytes saved for backward by one forward'),
+            torch=torch.__version__),
+        results=results)
+
+
+def _fmt(value: Optional[float], spec: str = '.2f') -> str:
+    return '-' if value is None else format(value, spec)
+
+
+def print_table(report: dict) -> None:
+    cfg = report['config']
+    print(f"device={cfg['device']} dtype={cfg['dtype']} "
+          f"batch={cfg['batch']} threads={cfg['threads']} "
+          f"repeat={cfg['repeat']} (median) warmup={cfg['warmup']}")
+    header = (f"{'shape':<20}{'C@HxW/s':>14}{'mode':>8}{'conv ms':>10}"
+              f"{'adc ms':>10}{'deform ms':>11}{'adc/conv':>10}"
+              f"{'deform/adc':>12}")
+    print(header)
+    print('-' * len(header))
+    for r in report['results']:
+        geometry = f"{r['channels']}@{r['height']}x{r['width']}/{r['stride']}"
+        for mode in ('fwd', 'fwdbwd'):
+            if mode not in r:
+                continue
+            m = r[mode]
+            print(f"{r['shape']:<20}{geometry:>14}{mode:>8}"
+                  f"{_fmt(m['conv_ms']):>10}{_fmt(m['adc_ms']):>10}"
+                  f"{_fmt(m['deform_ms']):>11}"
+                  f"{_fmt(m['adc_over_conv']):>10}"
+                  f"{_fmt(m['deform_over_adc']):>12}")
+    print(f"\nmemory (MB, {cfg['memory']}):")
+    for r in report['results']:
+        mem = '  '.join(f'{k}={v:.1f}' for k, v in r['memory_mb'].items())
+        print(f"  {r['shape']:<20}{mem}")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    report = benchmark(args)
+    if args.json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write('\n')
+    else:
+        print_table(report)
+
+
+if __name__ == '__main__':
+    main()
