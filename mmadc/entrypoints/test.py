@@ -13,6 +13,8 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
+from mmadc.utils.cpu_distributed import setup_cpu_distributed
+
 from .train import default_work_dir
 
 
@@ -56,6 +58,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = default_work_dir(args.config)
     cfg.load_from = args.checkpoint
+    setup_cpu_distributed(cfg)
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

@@ -14,6 +14,8 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
+from mmadc.utils.cpu_distributed import setup_cpu_distributed
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -110,6 +112,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    setup_cpu_distributed(cfg)
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
