@@ -85,3 +85,22 @@ def test_train_refuses_missing_resume_checkpoint(data_workspace, tmp_path):
                           text=True)
     assert proc.returncode != 0
     assert '--resume: checkpoint' in proc.stderr
+
+
+def test_adc_demo_resumes_from_its_last_checkpoint(data_workspace, tmp_path):
+    cfg = osp.join(REPO_ROOT, 'configs', 'demo',
+                   'td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py')
+    work_dir = str(tmp_path / 'adc')
+    common = [
+        '--work-dir', work_dir, '--cfg-options', 'train_cfg.val_interval=1'
+    ]
+    run_cli([PYTHON, TRAIN, cfg, *common, 'train_cfg.max_epochs=1'],
+            cwd=data_workspace)
+    proc = run_cli(
+        [PYTHON, TRAIN, cfg, '--resume', *common, 'train_cfg.max_epochs=2'],
+        cwd=data_workspace)
+    log = proc.stdout + proc.stderr
+    assert 'Auto resumed from the latest checkpoint' in log
+    assert 'resumed epoch: 1' in log
+    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
+    assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
