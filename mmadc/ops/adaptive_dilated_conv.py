@@ -34,8 +34,8 @@ weights, a few bytes per output row) are kept as well.
 Performance notes (CPU): the op is memory-bound next to the convolution (it
 moves about ``k * k`` times the input through memory several times), so
 samples are processed in cache-sized chunks (:data:`CHUNK_BYTES`) with
-per-thread scratch buffers (:class:`_Workspace`). It issues a few dozen
-parallel ATen/oneDNN/MKL calls per chunk; on oversubscribed cores (other
+per-thread scratch buffers (:class:`_Workspace`). A forward+backward step
+issues about 200 parallel ATen/oneDNN/MKL calls; on oversubscribed cores (other
 busy processes) each call's thread barrier can wait for a scheduler time
 slice, which slows it down far more than a single convolution call.
 """
@@ -357,9 +357,8 @@ def _backward(geo: _Geometry, gemm_dtype: torch.dtype, input: Tensor,
                                   geo.num_cols).t().contiguous()
         # U has rows (p, i, j, ho) of length W_out; the H adjoint yields rows
         # (p, j, h) of length W_out, the W adjoint rows (p, w) of length H.
-        adj_h, rho_h = adjoint_bags(geo.plan_h, geo.kw, geo.chunk_planes,
-                                    need_r)
-        adj_w, rho_w = adjoint_bags(geo.plan_w, 1, geo.chunk_planes, need_r)
+        adj_h = adjoint_bags(geo.plan_h, geo.kw, geo.chunk_planes, need_r)
+        adj_w = adjoint_bags(geo.plan_w, 1, geo.chunk_planes, need_r)
 
     for n0, n1 in geo.chunks():
         p0, p1 = n0 * geo.channels, n1 * geo.channels
@@ -374,15 +373,13 @@ def _backward(geo: _Geometry, gemm_dtype: torch.dtype, input: Tensor,
         if not (need_x or need_r):
             continue
         gxt, rho = _backward_sampling(geo, wmat_t, grad[n0:n1],
-                                      adj_h.planes(p0, p1),
-                                      rho_h.planes(p0, p1) if need_r else None,
-                                      adj_w.planes(p0, p1) if need_x else None,
-                                      rho_w.planes(p0, p1) if need_r else None,
-                                      xt, maps)
+                                      adj_h.planes(p0,
+                                                   p1), adj_w.planes(p0, p1),
+                                      xt, maps, need_x, need_r)
         if need_x:
             grad_x[n0:n1].copy_(
-                gxt.view(n1 - n0, geo.channels, geo.width,
-                         geo.height).transpose(2, 3))
+                gxt.reshape(n1 - n0, geo.channels, geo.width,
+                            geo.height).transpose(2, 3))
         if need_r:
             grad_rho[p0:p1] = rho
 
@@ -393,9 +390,9 @@ def _backward(geo: _Geometry, gemm_dtype: torch.dtype, input: Tensor,
 
 
 def _backward_sampling(
-        geo: _Geometry, wmat_t: Tensor, grad: Tensor, adj_h: Bags,
-        rho_h: Optional[Bags], adj_w: Optional[Bags], rho_w: Optional[Bags],
-        xt: Tensor, maps: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        geo: _Geometry, wmat_t: Tensor, grad: Tensor, adj_h: Bags, adj_w: Bags,
+        xt: Tensor, maps: Tensor, need_x: bool,
+        need_r: bool) -> Tuple[Optional[Tensor], Optional[Tensor]]:
     """Input and rate gradients of the planes of one chunk of samples.
 
     The rate gradient of each plane is ``d_h * <Yd, T> + d_w * <Yw, X>``,
@@ -409,20 +406,21 @@ def _backward_sampling(
         wmat_t (Tensor): Transposed flattened weight, ``(C_in * kh * kw,
             C_out)``, in the GEMM dtype.
         grad (Tensor): Output gradient of the chunk, ``(n, C_out, Ho, Wo)``.
-        adj_h (Bags): H adjoint bags of the chunk's planes.
-        rho_h (Bags, optional): H rho-term bags; None: no rate gradient.
-        adj_w (Bags, optional): W adjoint bags; None: no input gradient.
-        rho_w (Bags, optional): W rho-term bags.
+        adj_h (Bags): H adjoint bags of the chunk's planes (with the rho
+            term interleaved iff ``need_r``).
+        adj_w (Bags): W adjoint bags, likewise.
         xt (Tensor): Source buffer of the W pass (transposed input).
         maps (Tensor): W-pass output, rows ``(p, wo, j)`` of length H.
+        need_x (bool): Compute the input gradient.
+        need_r (bool): Compute the rate gradient.
 
     Returns:
-        tuple[Tensor | None, Tensor | None]: The transposed input gradient,
-        rows ``(p, w)`` of length H, and the gradient w.r.t. each plane's
-        rate.
+        tuple[Tensor | None, Tensor | None]: The transposed input gradient
+        ``(P, W, H)`` and the gradient w.r.t. each plane's rate.
     """
     num = grad.shape[0]
     planes = num * geo.channels
+    terms = 2 if need_r else 1  # value (and rho term) per adjoint row
     col_grad = geo.buffer('col_grad', num * geo.num_cols * geo.out_h + 1,
                           geo.out_w)
     target = init_source_buffer(col_grad).view(num, geo.num_cols, geo.length)
@@ -432,33 +430,36 @@ def _backward_sampling(
         torch.bmm(wmat_b, grad, out=target)
     else:  # autocast: GEMM in the low precision, sampling in float32
         target.copy_(torch.bmm(wmat_b, grad))
-    # H pass adjoint: gradient of the row maps, rows (p, j, h) of length
-    # W_out, then transposed to the W pass's output layout (p, j, wo, h).
-    z = gather(col_grad, adj_h,
-               geo.buffer('z', planes * geo.kw * geo.height, geo.out_w))
+    # H pass adjoint: gradient of the row maps (and Yd), rows (p, j, h) of
+    # length W_out; the gradient is transposed to the W pass's output layout
+    # (p, j, wo, h).
+    z = gather(
+        col_grad, adj_h,
+        geo.buffer('z', planes * geo.kw * geo.height * terms,
+                   geo.out_w)).view(planes, geo.kw, geo.height, terms,
+                                    geo.out_w)
     zt = geo.buffer('zt', planes * geo.kw * geo.out_w + 1, geo.height)
-    init_source_buffer(zt).view(planes, geo.kw, geo.out_w, geo.height).copy_(
-        z.view(planes, geo.kw, geo.height, geo.out_w).transpose(2, 3))
+    init_source_buffer(zt).view(planes, geo.kw, geo.out_w,
+                                geo.height).copy_(z[:, :, :,
+                                                    0].transpose(2, 3))
     rate = None
-    if rho_h is not None:
+    if need_r:
         # <Yd, T> with T = maps, both taken in (p, j, wo, h) order
-        yd = gather(col_grad, rho_h, z)  # reuses z
         prod = geo.buffer('prod', planes, geo.kw, geo.out_w, geo.height)
-        prod.copy_(
-            yd.view(planes, geo.kw, geo.height, geo.out_w).transpose(2, 3))
+        prod.copy_(z[:, :, :, 1].transpose(2, 3))
         prod.mul_(
             maps.view(planes, geo.out_w, geo.kw, geo.height).transpose(1, 2))
         rate = geo.dilation[0] * prod.view(planes, -1).sum(1)
-    # W pass adjoint: rows (p, w) of length H
-    shape = (planes * geo.width, geo.height)
-    if rho_w is not None:
-        yw = gather(zt, rho_w, geo.buffer('gxt', *shape))
-        rate += geo.dilation[1] * torch.linalg.vecdot(
-            yw.view(planes, -1), xt[1:].view(planes, -1), dim=1)
-    gxt = None
-    if adj_w is not None:
-        gxt = gather(zt, adj_w, geo.buffer('gxt', *shape))
-    return gxt, rate
+    # W pass adjoint (and Yw): rows (p, w) of length H
+    gxt = gather(zt, adj_w,
+                 geo.buffer('gxt', planes * geo.width * terms,
+                            geo.height)).view(planes, geo.width, terms,
+                                              geo.height)
+    if need_r:
+        yw = gxt[:, :, 1]
+        rate += geo.dilation[1] * (
+            yw * xt[1:].view(planes, geo.width, geo.height)).sum((1, 2))
+    return gxt[:, :, 0] if need_x else None, rate
 
 
 def _memory_format(tensor: Tensor) -> torch.memory_format:

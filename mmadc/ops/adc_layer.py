@@ -2,6 +2,7 @@
 """Adaptive dilated convolution layer, a drop-in for ``nn.Conv2d``."""
 from typing import Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
@@ -69,10 +70,15 @@ class DilationRateRegressor(nn.Module):
             x (Tensor): Feature map of shape ``(N, C_in, H, W)``.
 
         Returns:
-            Tensor: Rates of shape ``(N, g)``, non-negative.
+            Tensor: Rates of shape ``(N, g)``, non-negative, in the dtype of
+            the regressor's parameters (also under autocast).
         """
-        pooled = x.mean(dim=(2, 3))
-        rates = F.relu(self.fc2(F.relu(self.fc1(pooled))))
+        # Rates in the regressor's precision even under autocast: they scale
+        # the sampling offsets, which float16/bfloat16 would round coarsely.
+        dtype = self.fc1.weight.dtype
+        pooled = x.mean(dim=(2, 3), dtype=dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            rates = F.relu(self.fc2(F.relu(self.fc1(pooled))))
         if self.max_rate is not None:
             rates = rates.clamp(max=self.max_rate)
         return rates

@@ -116,10 +116,6 @@ class Bags(NamedTuple):
         return self._replace(
             index=self.index[rows], weights=self.weights[rows])
 
-    def with_weights(self, weights: Tensor) -> 'Bags':
-        """The same rows with other weights."""
-        return self._replace(weights=weights)
-
 
 def init_source_buffer(buf: Tensor) -> Tensor:
     """Zero row 0 of a source buffer and return its data rows ``buf[1:]``."""
@@ -160,23 +156,22 @@ def gather(src: Tensor, bags: Bags, out: Optional[Tensor] = None) -> Tensor:
     Args:
         src (Tensor): Source buffer, shape ``(rows, R)``.
         bags (Bags): The bags.
-        out (Tensor, optional): Contiguous CPU tensor of shape
-            ``(num_bags, R)`` to write into.
+        out (Tensor, optional): Contiguous tensor of shape
+            ``(num_bags, R)`` to write into (used on CPU only).
 
     Returns:
-        Tensor: Shape ``(num_bags, R)`` (``out`` if given).
+        Tensor: Shape ``(num_bags, R)``; ``out`` when it was used.
     """
     num_bags, entries = bags.index.shape
     if num_bags == 0:
         return src.new_zeros(0, src.shape[1]) if out is None else out
     if out is None or _EMBEDDING_BAG_OUT is None or not src.is_cpu:
-        result = F.embedding_bag(
+        # (off CPU the caching allocator makes a fresh output cheap)
+        return F.embedding_bag(
             bags.index, src, per_sample_weights=bags.weights, mode='sum')
-        return result if out is None else out.copy_(result)
     index = bags.index.reshape(-1)
     offsets = torch.arange(
         0, index.numel(), entries, dtype=index.dtype, device=index.device)
-    empty = index.new_empty(0)
     _EMBEDDING_BAG_OUT(
         src,
         index,
@@ -188,7 +183,7 @@ def gather(src: Tensor, bags: Bags, out: Optional[Tensor] = None) -> Tensor:
         False,
         -1,
         out0=out,
-        out1=empty,
+        out1=index.new_empty(0),
         out2=index.new_empty(0),
         out3=index.new_empty(0))
     return out
@@ -263,7 +258,7 @@ def resample_bags(plan: AxisPlan,
 
 
 def adjoint_bags(plan: AxisPlan, num_sub: int, chunk_planes: int,
-                 rho_term: bool) -> Tuple[Bags, Optional[Bags]]:
+                 rho_term: bool) -> Bags:
     """Bags of the transpose of :func:`resample_bags`, summed over taps.
 
     For a fixed shift the bilinear read is linear in the source and its
@@ -287,12 +282,15 @@ def adjoint_bags(plan: AxisPlan, num_sub: int, chunk_planes: int,
         plan (AxisPlan): Geometry of the forward pass.
         num_sub (int): Number of sub-maps ``S`` per plane.
         chunk_planes (int): Planes per chunk (source buffer).
-        rho_term (bool): Also return the weights of the rho term.
+        rho_term (bool): Also compute the rho term. Each value bag is then
+            followed by the rho bag of the same rows, so that one gather
+            reads each gradient row once for both (the second read hits the
+            cache); its output viewed as ``(..., 2, R)`` holds the value at
+            index 0 and the rho term at index 1.
 
     Returns:
-        tuple[Bags, Bags | None]: Value bags (``S * in_len`` bags of
-        ``2 * k`` entries per plane, ordered ``(p, s, m)``) and the rho-term
-        bags (same rows, other weights), or None.
+        Bags: ``S * in_len`` bags (twice as many with ``rho_term``) of
+        ``2 * k`` entries per plane, ordered ``(p, s, m)``.
     """
     num_planes, k = plan.floor.shape
     device = plan.floor.device
@@ -326,10 +324,11 @@ def adjoint_bags(plan: AxisPlan, num_sub: int, chunk_planes: int,
     weights = torch.stack([1 - plan.frac, plan.frac], dim=-1)
     weights = weights.view(num_planes, 1,
                            2 * k).expand(shape).reshape(-1, 2 * k)
-    bags = Bags(index, weights, num_sub * plan.in_len)
-    rho_bags = None
-    if rho_term:
-        sign = torch.tensor([-1, 1], dtype=plan.taps.dtype, device=device)
-        rho_bags = bags.with_weights((plan.taps[:, None] * sign).view(
-            1, 1, 2 * k).expand(shape).reshape(-1, 2 * k))
-    return bags, rho_bags
+    if not rho_term:
+        return Bags(index, weights, num_sub * plan.in_len)
+    sign = torch.tensor([-1, 1], dtype=plan.taps.dtype, device=device)
+    rho_weights = (plan.taps[:, None] * sign).view(1, 2 * k)
+    index = index.view(-1, 1, 2 * k).expand(-1, 2, 2 * k).reshape(-1, 2 * k)
+    weights = torch.stack([weights, rho_weights.expand_as(weights)],
+                          dim=1).view(-1, 2 * k)
+    return Bags(index, weights, 2 * num_sub * plan.in_len)

@@ -131,6 +131,25 @@ def test_regressor_structure_and_defaults():
     assert (drm(torch.randn(5, 6, 4, 4)) >= 0).all()
 
 
+def test_autocast_keeps_rates_in_float32():
+    torch.manual_seed(2)
+    adc = AdaptiveDilatedConv2d(8, 4, 3, padding=1)
+    with torch.no_grad():
+        adc.rate_regressor.fc2.weight.normal_(std=0.3)
+    x = torch.randn(2, 8, 10, 9)
+    ref = adc(x)
+    ref_rates = adc.last_rates
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = adc(x)
+    assert out.dtype == torch.bfloat16
+    assert adc.last_rates.dtype == torch.float32
+    torch.testing.assert_close(adc.last_rates, ref_rates)
+    tol = 2e-2 * ref.abs().max().item()
+    assert (out.float() - ref).abs().max().item() <= tol
+    out.float().sum().backward()
+    assert adc.rate_regressor.fc2.weight.grad.dtype == torch.float32
+
+
 def test_max_rate_clamps():
     adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1, max_rate=2.5)
     with torch.no_grad():
