@@ -44,15 +44,17 @@ or mmseg's block or backbone code is copied: the pieces are
   conv of a model (e.g. to read ADC's ``last_rates``).
 - :func:`check_adc_stages`: validates the per-stage switches.
 
-A new ADC backbone (e.g. mmseg's ResNet) follows ``resnet_adc.py``:
-``class ResNetADC(ADCBackboneMixin, ResNet)`` whose ``__init__`` takes
-``adc_cfg`` and ``adc_stages`` and whose ``make_res_layer`` passes the ADC
-block class and the stage's ``adc_cfg`` on. This module imports neither
-mmpose nor mmseg.
+- :class:`ADCResNetMixin`: the ``adc_cfg``/``adc_stages`` handling of a
+  ResNet whose ``make_res_layer`` forwards keywords to its blocks; mmpose's
+  and mmseg's ``ResNetADC`` are ``class ResNetADC(ADCResNetMixin, ResNet)``
+  with their ``ADC_BLOCKS`` mapping (see :func:`adc_block_class`).
+
+This module imports neither mmpose nor mmseg.
 """
 import copy
 import inspect
-from typing import Dict, Iterator, Optional, Set, Tuple, Union
+from typing import (Dict, Iterator, Optional, Sequence, Set, Tuple, Type,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -318,3 +320,81 @@ def check_adc_stages(adc_stages: Union[Tuple[bool, ...], list],
         raise ValueError(f'adc_stages must be a sequence of {num_stages} '
                          f'bools (one per stage), got {adc_stages!r}')
     return tuple(adc_stages)
+
+
+def adc_block_class(block: Type, adc_blocks: Dict[Type, Type]) -> Type:
+    """The ADC version of a residual block class.
+
+    Args:
+        block (type): A block class, e.g. mmpose's or mmseg's ``Bottleneck``
+            (or a subclass); an :class:`ADCBlockMixin` class is returned as
+            is.
+        adc_blocks (dict): Base block class to its ADC version.
+
+    Returns:
+        type: The ADC block class.
+    """
+    if issubclass(block, ADCBlockMixin):
+        return block
+    for base, adc_block in adc_blocks.items():
+        if issubclass(block, base):
+            return adc_block
+    raise TypeError(f'no ADC version of block {block.__name__}; subclass it '
+                    'with ADCBlockMixin first')
+
+
+class ADCResNetMixin(ADCBackboneMixin):
+    """Mixin for ResNets whose ``make_res_layer`` forwards extra keywords to
+    the blocks (mmpose's and mmseg's ResNet): ``class X(ADCResNetMixin,
+    ResNet)`` with :attr:`ADC_BLOCKS` mapping the library's block classes to
+    their :class:`ADCBlockMixin` versions.
+
+    Args:
+        depth (int): Network depth, from {18, 34, 50, 101, 152}.
+        adc_cfg (dict, optional): Layer config of the replacement conv, e.g.
+            ``dict(type='ADC')`` (one rate per input channel, the paper's
+            default), ``dict(type='ADC', dilation_groups=4)``,
+            ``dict(type='DC')`` or ``dict(type='SAC')``. None keeps the
+            plain conv. Defaults to ``dict(type='ADC')``.
+        adc_stages (Sequence[bool]): Whether each stage uses it; one entry
+            per stage (``num_stages``). Defaults to all four.
+        **kwargs: Any other argument of the library's ``ResNet``.
+    """
+
+    #: Base block class to its ADC version (most specific first).
+    ADC_BLOCKS: Dict[Type, Type] = {}
+
+    def __init__(self,
+                 depth: int,
+                 adc_cfg: Optional[dict] = dict(type='ADC'),
+                 adc_stages: Sequence[bool] = (True, True, True, True),
+                 **kwargs) -> None:
+        num_stages = kwargs.get('num_stages', 4)
+        adc_stages = check_adc_stages(adc_stages, num_stages)
+        if adc_cfg is not None:
+            resolve_layer_cfg(adc_cfg)  # fail early, naming adc_cfg
+            self.check_adc_kwargs(adc_stages, kwargs)
+        # Read by make_res_layer, which ResNet.__init__ calls once per stage
+        # in order (plain attributes may be set before Module.__init__).
+        self._adc_pending = [
+            copy.deepcopy(adc_cfg) if use else None for use in adc_stages
+        ]
+        super().__init__(depth, **kwargs)
+        del self._adc_pending
+        self.adc_cfg = copy.deepcopy(adc_cfg)
+        self.adc_stages = adc_stages
+
+    def check_adc_kwargs(self, adc_stages: Tuple[bool, ...],
+                         kwargs: dict) -> None:
+        """Reject library options that conflict with the swapped conv."""
+
+    def make_res_layer(self, **kwargs):
+        """Make a ResLayer whose blocks build their 3x3 conv from the
+        stage's layer config."""
+        stage_cfg = self._adc_pending.pop(0)
+        if stage_cfg is not None:
+            # The library's ResLayer forwards unknown keywords to the blocks.
+            kwargs['block'] = adc_block_class(kwargs['block'],
+                                              self.ADC_BLOCKS)
+            kwargs['adc_cfg'] = stage_cfg
+        return super().make_res_layer(**kwargs)

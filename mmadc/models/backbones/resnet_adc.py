@@ -1,13 +1,11 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """mmpose's ResNet with ADC (or DC / SAC) in its residual blocks."""
-import copy
-from typing import Optional, Sequence, Type
+from typing import Type
 
 from mmpose.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmpose.registry import MODELS
 
-from .adc_blocks import (ADCBackboneMixin, ADCBlockMixin, check_adc_stages,
-                         resolve_layer_cfg)
+from .adc_blocks import ADCBlockMixin, ADCResNetMixin, adc_block_class
 
 
 class ADCBasicBlock(ADCBlockMixin, BasicBlock):
@@ -30,28 +28,18 @@ class ADCBottleneck(ADCBlockMixin, Bottleneck):
     ``Bottleneck``."""
 
 
+#: mmpose's block classes and their ADC versions.
+ADC_BLOCKS = {Bottleneck: ADCBottleneck, BasicBlock: ADCBasicBlock}
+
+
 def adc_block_for(block: Type) -> Type:
-    """The ADC version of an mmpose residual block class.
-
-    Args:
-        block (type): mmpose's ``BasicBlock`` or ``Bottleneck`` (or a
-            subclass; an :class:`ADCBlockMixin` class is returned as is).
-
-    Returns:
-        type: :class:`ADCBasicBlock` or :class:`ADCBottleneck`.
-    """
-    if issubclass(block, ADCBlockMixin):
-        return block
-    if issubclass(block, Bottleneck):
-        return ADCBottleneck
-    if issubclass(block, BasicBlock):
-        return ADCBasicBlock
-    raise TypeError(f'no ADC version of block {block.__name__}; subclass it '
-                    'with ADCBlockMixin first')
+    """The ADC version of an mmpose residual block class (see
+    :func:`~mmadc.models.backbones.adc_blocks.adc_block_class`)."""
+    return adc_block_class(block, ADC_BLOCKS)
 
 
 @MODELS.register_module()
-class ResNetADC(ADCBackboneMixin, ResNet):
+class ResNetADC(ADCResNetMixin, ResNet):
     """mmpose's ResNet with the 3x3 conv of each residual block built from
     ``adc_cfg`` (ADC by default).
 
@@ -74,31 +62,4 @@ class ResNetADC(ADCBackboneMixin, ResNet):
         **kwargs: Any other argument of mmpose's ``ResNet``.
     """
 
-    def __init__(self,
-                 depth: int,
-                 adc_cfg: Optional[dict] = dict(type='ADC'),
-                 adc_stages: Sequence[bool] = (True, True, True, True),
-                 **kwargs) -> None:
-        num_stages = kwargs.get('num_stages', 4)
-        adc_stages = check_adc_stages(adc_stages, num_stages)
-        if adc_cfg is not None:
-            resolve_layer_cfg(adc_cfg)  # fail early, naming adc_cfg
-        # Read by make_res_layer, which ResNet.__init__ calls once per stage
-        # in order (plain attributes may be set before Module.__init__).
-        self._adc_pending = [
-            copy.deepcopy(adc_cfg) if use else None for use in adc_stages
-        ]
-        super().__init__(depth, **kwargs)
-        del self._adc_pending
-        self.adc_cfg = copy.deepcopy(adc_cfg)
-        self.adc_stages = adc_stages
-
-    def make_res_layer(self, **kwargs):
-        """Make a ResLayer whose blocks build their 3x3 conv from the
-        stage's layer config."""
-        stage_cfg = self._adc_pending.pop(0)
-        if stage_cfg is not None:
-            # ResLayer forwards unknown keywords to every block.
-            kwargs['block'] = adc_block_for(kwargs['block'])
-            kwargs['adc_cfg'] = stage_cfg
-        return super().make_res_layer(**kwargs)
+    ADC_BLOCKS = ADC_BLOCKS

@@ -7,14 +7,12 @@ a config's default scope (``mmseg`` or ``mmpose``) picks the class, so both
 tasks use the one name ``ResNetADC``. The Python class is
 :class:`SegResNetADC` to keep the two apart in code.
 """
-import copy
-from typing import Optional, Sequence, Type
+from typing import Tuple
 
 from mmseg.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmseg.registry import MODELS
 
-from .adc_blocks import (ADCBackboneMixin, ADCBlockMixin, check_adc_stages,
-                         resolve_layer_cfg)
+from .adc_blocks import ADCBlockMixin, ADCResNetMixin
 
 
 class SegADCBasicBlock(ADCBlockMixin, BasicBlock):
@@ -36,28 +34,12 @@ class SegADCBottleneck(ADCBlockMixin, Bottleneck):
     With ``adc_cfg=None`` it is exactly ``Bottleneck``."""
 
 
-def seg_adc_block_for(block: Type) -> Type:
-    """The ADC version of an mmseg residual block class.
-
-    Args:
-        block (type): mmseg's ``BasicBlock`` or ``Bottleneck`` (or a
-            subclass; an :class:`ADCBlockMixin` class is returned as is).
-
-    Returns:
-        type: :class:`SegADCBasicBlock` or :class:`SegADCBottleneck`.
-    """
-    if issubclass(block, ADCBlockMixin):
-        return block
-    if issubclass(block, Bottleneck):
-        return SegADCBottleneck
-    if issubclass(block, BasicBlock):
-        return SegADCBasicBlock
-    raise TypeError(f'no ADC version of block {block.__name__}; subclass it '
-                    'with ADCBlockMixin first')
+#: mmseg's block classes and their ADC versions.
+SEG_ADC_BLOCKS = {Bottleneck: SegADCBottleneck, BasicBlock: SegADCBasicBlock}
 
 
 @MODELS.register_module(name='ResNetADC')
-class SegResNetADC(ADCBackboneMixin, ResNet):
+class SegResNetADC(ADCResNetMixin, ResNet):
     """mmseg's ResNet with the 3x3 conv of each residual block built from
     ``adc_cfg`` (ADC by default); ``'ResNetADC'`` in mmseg's registry.
 
@@ -95,46 +77,21 @@ class SegResNetADC(ADCBackboneMixin, ResNet):
         ...         contract_dilation=True))
     """
 
-    def __init__(self,
-                 depth: int,
-                 adc_cfg: Optional[dict] = dict(type='ADC'),
-                 adc_stages: Sequence[bool] = (True, True, True, True),
-                 **kwargs) -> None:
-        num_stages = kwargs.get('num_stages', 4)
-        adc_stages = check_adc_stages(adc_stages, num_stages)
-        if adc_cfg is not None:
-            resolve_layer_cfg(adc_cfg)  # fail early, naming adc_cfg
-            # mmseg builds conv2 of a DCN stage from ``dcn``; replacing it
-            # would silently drop the DCN.
-            stage_with_dcn = kwargs.get('stage_with_dcn',
-                                        (False, ) * num_stages)
-            if kwargs.get('dcn') is not None and any(
-                    a and d for a, d in zip(adc_stages, stage_with_dcn)):
-                raise ValueError(
-                    'adc_stages and stage_with_dcn both select a stage: '
-                    'its 3x3 conv can be ADC or DCN, not both (got '
-                    f'adc_stages={adc_stages}, '
-                    f'stage_with_dcn={tuple(stage_with_dcn)})')
-        # Read by make_res_layer, which ResNet.__init__ calls once per stage
-        # in order (plain attributes may be set before Module.__init__).
-        self._adc_pending = [
-            copy.deepcopy(adc_cfg) if use else None for use in adc_stages
-        ]
-        super().__init__(depth, **kwargs)
-        del self._adc_pending
-        self.adc_cfg = copy.deepcopy(adc_cfg)
-        self.adc_stages = adc_stages
+    ADC_BLOCKS = SEG_ADC_BLOCKS
 
-    def make_res_layer(self, **kwargs):
-        """Make a ResLayer whose blocks build their 3x3 conv from the
-        stage's layer config (with the dilation mmseg's ResLayer gives each
-        block: ``contract_dilation``, ``multi_grid``)."""
-        stage_cfg = self._adc_pending.pop(0)
-        if stage_cfg is not None:
-            # mmseg's ResLayer forwards unknown keywords to every block.
-            kwargs['block'] = seg_adc_block_for(kwargs['block'])
-            kwargs['adc_cfg'] = stage_cfg
-        return super().make_res_layer(**kwargs)
+    def check_adc_kwargs(self, adc_stages: Tuple[bool, ...],
+                         kwargs: dict) -> None:
+        """mmseg builds conv2 of a DCN stage from ``dcn``; replacing it would
+        silently drop the DCN."""
+        stage_with_dcn = kwargs.get('stage_with_dcn',
+                                    (False, ) * len(adc_stages))
+        if kwargs.get('dcn') is not None and any(
+                a and d for a, d in zip(adc_stages, stage_with_dcn)):
+            raise ValueError(
+                'adc_stages and stage_with_dcn both select a stage: its 3x3 '
+                'conv can be ADC or DCN, not both (got '
+                f'adc_stages={adc_stages}, '
+                f'stage_with_dcn={tuple(stage_with_dcn)})')
 
 
 @MODELS.register_module()
