@@ -43,7 +43,6 @@ or mmseg's block or backbone code is copied: the pieces are
 - :func:`iter_replaced_convs`: yields ``(name, layer)`` for every replaced
   conv of a model (e.g. to read ADC's ``last_rates``).
 - :func:`check_adc_stages`: validates the per-stage switches.
-
 - :class:`ADCResNetMixin`: the ``adc_cfg``/``adc_stages`` handling of a
   ResNet whose ``make_res_layer`` forwards keywords to its blocks; mmpose's
   and mmseg's ``ResNetADC`` are ``class ResNetADC(ADCResNetMixin, ResNet)``
