@@ -11,6 +11,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import sys
 from typing import Callable, Iterable, Optional
 
 MANIFEST_NAME = 'synthetic_manifest.json'
@@ -154,3 +155,54 @@ def split_seed(seed: int, split_code: int, index: int) -> list:
     """Seed material for one image so that images do not depend on how many
     others are generated (image ``i`` is the same for any split size)."""
     return [int(seed), int(split_code), int(index)]
+
+
+def print_progress(split: str, done: int, total: int) -> None:
+    """Progress callback of the generators for command-line tools."""
+    step = max(1, total // 10)
+    if done == total or done % step == 0:
+        print(f'  {split}: {done}/{total} images', flush=True)
+
+
+def run_generator_cli(out_dir: str, generator: str, params: dict,
+                      owned: Iterable[str], label: str, force: bool,
+                      generate: Callable[..., dict]) -> int:
+    """The command-line flow shared by the dataset generators.
+
+    Does nothing if ``out_dir`` already holds this dataset; refuses (exit
+    code 1, nothing changed) if it holds anything else unless ``force``;
+    otherwise calls ``generate(overwrite=..., progress=...)``.
+
+    Args:
+        out_dir (str): Dataset root.
+        generator (str): Generator name recorded in the manifest.
+        params (dict): Generation parameters recorded in the manifest.
+        owned (Iterable[str]): Paths the generator writes (and ``force``
+            may delete), relative to ``out_dir``.
+        label (str): Human-readable dataset name for messages.
+        force (bool): Whether to replace a different or incomplete dataset.
+        generate (callable): Writes the dataset; returns written paths.
+
+    Returns:
+        int: The process exit code.
+    """
+    state = inspect_output(out_dir, generator, params)
+    if state == COMPLETE:
+        print(f'{out_dir} already holds this {label} dataset (complete); '
+              'nothing to do.')
+        return 0
+    if state != ABSENT and not force:
+        owned = ', '.join(list(owned) + [MANIFEST_NAME])
+        print(
+            f'error: refusing to write into {out_dir}: '
+            f'{describe_state(state)}. Nothing was changed. Choose another '
+            f'folder, or pass --force to delete [{owned}] there and '
+            'regenerate.',
+            file=sys.stderr)
+        return 1
+    print(f'Generating the {label} dataset into {out_dir} ({params})')
+    paths = generate(overwrite=state != ABSENT, progress=print_progress)
+    for key, path in paths.items():
+        print(f'  {key}: {path}')
+    print('Done.')
+    return 0

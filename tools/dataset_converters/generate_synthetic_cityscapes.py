@@ -13,14 +13,14 @@ given, which deletes only the folders this generator writes.
 """
 import argparse
 import sys
+from functools import partial
 from typing import List, Optional
 
 from mmadc.datasets.synthetic_cityscapes import (GENERATOR_NAME,
                                                  cityscapes_owned_paths,
                                                  cityscapes_params,
                                                  generate_cityscapes)
-from mmadc.datasets.synthetic_utils import (ABSENT, COMPLETE, MANIFEST_NAME,
-                                            describe_state, inspect_output)
+from mmadc.datasets.synthetic_utils import run_generator_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,46 +55,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def print_progress(split: str, done: int, total: int) -> None:
-    step = max(1, total // 10)
-    if done == total or done % step == 0:
-        print(f'  {split}: {done}/{total} images', flush=True)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     params = cityscapes_params(args.num_train, args.num_val, args.image_size,
                                args.seed, not args.no_label_ids)
-    state = inspect_output(args.out_dir, GENERATOR_NAME, params)
-    if state == COMPLETE:
-        print(f'{args.out_dir} already holds this synthetic Cityscapes '
-              'dataset (complete); nothing to do.')
-        return 0
-    if state != ABSENT and not args.force:
-        owned = ', '.join(cityscapes_owned_paths() + [MANIFEST_NAME])
-        print(
-            f'error: refusing to write into {args.out_dir}: '
-            f'{describe_state(state)}. Nothing was changed. Choose another '
-            f'folder, or pass --force to delete [{owned}] there and '
-            'regenerate.',
-            file=sys.stderr)
-        return 1
-    print(f'Generating synthetic Cityscapes into {args.out_dir} '
-          f'({args.num_train} train + {args.num_val} val images, '
-          f'{args.image_size[0]}x{args.image_size[1]}, seed {args.seed})')
-    paths = generate_cityscapes(
-        args.out_dir,
-        num_train=args.num_train,
-        num_val=args.num_val,
-        image_size=tuple(args.image_size),
-        seed=args.seed,
-        write_label_ids=not args.no_label_ids,
-        overwrite=state != ABSENT,
-        progress=print_progress)
-    for key, path in paths.items():
-        print(f'  {key}: {path}')
-    print('Done.')
-    return 0
+    return run_generator_cli(
+        args.out_dir, GENERATOR_NAME, params, cityscapes_owned_paths(),
+        'synthetic Cityscapes', args.force,
+        partial(
+            generate_cityscapes,
+            args.out_dir,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            image_size=tuple(args.image_size),
+            seed=args.seed,
+            write_label_ids=not args.no_label_ids))
 
 
 if __name__ == '__main__':

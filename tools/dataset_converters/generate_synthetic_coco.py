@@ -13,13 +13,13 @@ given, which deletes only the files and folders this generator writes.
 """
 import argparse
 import sys
+from functools import partial
 from typing import List, Optional
 
 from mmadc.datasets.synthetic_coco import (GENERATOR_NAME, coco_owned_paths,
                                            coco_params,
                                            generate_coco_keypoints)
-from mmadc.datasets.synthetic_utils import (ABSENT, COMPLETE, MANIFEST_NAME,
-                                            describe_state, inspect_output)
+from mmadc.datasets.synthetic_utils import run_generator_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,47 +55,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def print_progress(split: str, done: int, total: int) -> None:
-    step = max(1, total // 10)
-    if done == total or done % step == 0:
-        print(f'  {split}: {done}/{total} images', flush=True)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     params = coco_params(args.num_train, args.num_val, args.image_size,
                          args.seed, args.max_persons, args.jpeg_quality)
-    state = inspect_output(args.out_dir, GENERATOR_NAME, params)
-    if state == COMPLETE:
-        print(f'{args.out_dir} already holds this synthetic COCO dataset '
-              '(complete); nothing to do.')
-        return 0
-    if state != ABSENT and not args.force:
-        owned = ', '.join(coco_owned_paths() + [MANIFEST_NAME])
-        print(
-            f'error: refusing to write into {args.out_dir}: '
-            f'{describe_state(state)}. Nothing was changed. Choose another '
-            f'folder, or pass --force to delete [{owned}] there and '
-            'regenerate.',
-            file=sys.stderr)
-        return 1
-    print(f'Generating synthetic COCO keypoints into {args.out_dir} '
-          f'({args.num_train} train + {args.num_val} val images, '
-          f'{args.image_size[0]}x{args.image_size[1]}, seed {args.seed})')
-    paths = generate_coco_keypoints(
-        args.out_dir,
-        num_train_images=args.num_train,
-        num_val_images=args.num_val,
-        image_size=tuple(args.image_size),
-        seed=args.seed,
-        max_persons=args.max_persons,
-        jpeg_quality=args.jpeg_quality,
-        overwrite=state != ABSENT,
-        progress=print_progress)
-    for key, path in paths.items():
-        print(f'  {key}: {path}')
-    print('Done.')
-    return 0
+    return run_generator_cli(
+        args.out_dir, GENERATOR_NAME, params, coco_owned_paths(),
+        'synthetic COCO keypoints', args.force,
+        partial(
+            generate_coco_keypoints,
+            args.out_dir,
+            num_train_images=args.num_train,
+            num_val_images=args.num_val,
+            image_size=tuple(args.image_size),
+            seed=args.seed,
+            max_persons=args.max_persons,
+            jpeg_quality=args.jpeg_quality))
 
 
 if __name__ == '__main__':
