@@ -5,9 +5,9 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.registry import MODELS
 from torch import Tensor
 
+from ..utils.conv_registry import register_conv_layer
 from .adaptive_dilated_conv import adaptive_dilated_conv2d
 
 
@@ -249,23 +249,5 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
                 f'max_rate={self.max_rate}')
 
 
-def _register(name: str, cls: type) -> None:
-    """Register ``cls`` under ``name`` in MMEngine's root MODELS registry.
-
-    Every downstream scope (mmpose, mmseg, ...) falls back to the root
-    registry, so ``build_conv_layer(dict(type='ADC'), ...)`` works under any
-    default scope. Re-importing this module (e.g. ``importlib.reload``)
-    replaces our own earlier registration (same module and qualified name);
-    a different class already registered under ``name`` is a real conflict
-    and raises ``KeyError``.
-    """
-    existing = MODELS.module_dict.get(name)
-    if existing is cls:
-        return
-    ours = existing is not None and (existing.__module__ == cls.__module__ and
-                                     existing.__qualname__ == cls.__qualname__)
-    MODELS.register_module(name, module=cls, force=ours)
-
-
-_register('ADC', AdaptiveDilatedConv2d)
-_register('AdaptiveDilatedConv2d', AdaptiveDilatedConv2d)
+register_conv_layer('ADC', AdaptiveDilatedConv2d)
+register_conv_layer('AdaptiveDilatedConv2d', AdaptiveDilatedConv2d)

@@ -241,7 +241,7 @@ def test_registered_in_root_registry():
 
 
 def test_registration_survives_reimport():
-    from mmadc.ops.adc_layer import _register
+    from mmadc.utils.conv_registry import register_conv_layer as _register
 
     # What importlib.reload produces: a new class object with the same
     # module and qualified name. It replaces the old entry without error.

@@ -14,9 +14,10 @@ from typing import Callable, Optional, Tuple, Union
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from mmengine.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.utils import _pair
+
+from ...utils.conv_registry import register_conv_layer
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -238,22 +239,6 @@ class DeformableConv2d(nn.Conv2d):
         return (super().extra_repr() +
                 f', offset_groups={self.offset_groups}, '
                 f'backend={self.backend!r}')
-
-
-def register_conv_layer(name: str, cls: type) -> None:
-    """Register ``cls`` as ``name`` in MMEngine's root MODELS registry.
-
-    Downstream scopes (mmpose, mmseg) fall back to the root registry, so
-    ``build_conv_layer(dict(type=name), ...)`` works under any default scope.
-    Re-importing the defining module replaces its own earlier registration;
-    a different class under ``name`` is a real conflict and raises.
-    """
-    existing = MODELS.module_dict.get(name)
-    if existing is cls:
-        return
-    ours = existing is not None and (existing.__module__ == cls.__module__ and
-                                     existing.__qualname__ == cls.__qualname__)
-    MODELS.register_module(name, module=cls, force=ours)
 
 
 register_conv_layer('DC', DeformableConv2d)

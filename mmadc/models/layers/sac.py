@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .deform_conv import (BACKENDS, deform_conv2d, numeric_padding,
-                          register_conv_layer)
+from ...utils.conv_registry import register_conv_layer
+from .deform_conv import BACKENDS, deform_conv2d, numeric_padding
 
 _IntPair = Union[int, Tuple[int, int]]
 
