@@ -1,9 +1,61 @@
 # Copyright (c) mmadc contributors. All rights reserved.
+import os
 import os.path as osp
+import warnings
 
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+
+# The native CPU kernel of ADC (mmadc/ops/csrc/adc_cpu.cpp). It needs torch
+# at build time (install with --no-build-isolation) and a C++ compiler.
+# MMADC_WITH_CPU_KERNEL: "auto" (default) builds it when possible and
+# otherwise installs the pure-PyTorch reference path with a warning; "1"
+# makes a failed build an error; "0" skips it.
+KERNEL_MODE = os.environ.get('MMADC_WITH_CPU_KERNEL', 'auto')
+if KERNEL_MODE not in ('auto', '0', '1'):
+    raise SystemExit('MMADC_WITH_CPU_KERNEL must be auto, 0 or 1, got '
+                     f'{KERNEL_MODE!r}')
+
+
+def kernel_build_config() -> dict:
+    """ext_modules and cmdclass for the native kernel (empty if skipped)."""
+    if KERNEL_MODE == '0':
+        return {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError as exc:  # e.g. pip's build isolation hides torch
+        if KERNEL_MODE == '1':
+            raise SystemExit('MMADC_WITH_CPU_KERNEL=1 needs torch at build '
+                             'time (pip install --no-build-isolation)') from exc
+        warnings.warn('torch is not importable at build time: installing '
+                      'mmadc without its native CPU kernel (ADC falls back '
+                      'to the slower reference implementation)')
+        return {}
+
+    class OptionalBuildExtension(BuildExtension):
+        """Builds the kernel; in "auto" mode a failure only warns."""
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as exc:  # compiler missing or failing
+                if KERNEL_MODE == '1':
+                    raise
+                warnings.warn(
+                    f'building the native ADC CPU kernel failed ({exc}); '
+                    'installing without it: ADC falls back to the slower '
+                    'reference implementation')
+
+    openmp = ['-fopenmp']  # at::parallel_for is OpenMP-based in torch
+    return dict(
+        ext_modules=[
+            CppExtension(
+                'mmadc.ops._adc_cpu', ['mmadc/ops/csrc/adc_cpu.cpp'],
+                extra_compile_args=['-O3'] + openmp,
+                extra_link_args=openmp)
+        ],
+        cmdclass=dict(build_ext=OptionalBuildExtension))
 
 
 def get_version() -> str:
@@ -41,4 +93,5 @@ setup(
         'mim': parse_requirements('requirements/mminstall.txt'),
     },
     zip_safe=False,
+    **kernel_build_config(),
 )

@@ -11,7 +11,14 @@ interpolation (out-of-image neighbours are zero). ``r`` is the rate of the
 input channel's dilation group for that sample: with ``rates`` of shape
 ``(N, g)``, channel ``c`` uses ``rates[:, c * g // C_in]``.
 
-Implementation (a :class:`torch.autograd.Function`, CPU and CUDA):
+Two implementations compute this function. On CPU, float32/float64 tensors
+outside autocast go to the native kernel of :mod:`mmadc.ops.native_cpu` when
+it was built at install time. Everything else (CUDA, autocast, an install
+without a compiler, or ``adc_implementation('reference')``) runs the
+reference implementation below, written in PyTorch operations; tests check
+both against ``F.conv2d``, ``deform_conv2d`` and each other.
+
+Reference implementation (a :class:`torch.autograd.Function`, CPU and CUDA):
 
 * forward: a separable im2col builds, per chunk of samples, the "tap image"
   ``Z[n, c, ho * kh + i, wo * kw + j]`` = bilinear read of tap ``(i, j)``
@@ -51,6 +58,8 @@ from torch.autograd.function import once_differentiable
 
 from .dilated_sampling import (Bags, adjoint_bags, gather, init_source_buffer,
                                make_axis_plan, resample_bags)
+from .native_cpu import NativeAdaptiveDilatedConv2dFunction, use_native
+from .tensor_layout import memory_format
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -313,7 +322,7 @@ class AdaptiveDilatedConv2dFunction(Function):
         ctx.geometry = geo
         ctx.gemm_dtype = gemm_dtype
         ctx.bias_dtype = None if bias is None else bias.dtype
-        return out.contiguous(memory_format=_memory_format(input))
+        return out.contiguous(memory_format=memory_format(input))
 
     @staticmethod
     @once_differentiable
@@ -345,7 +354,7 @@ def _backward(geo: _Geometry, gemm_dtype: torch.dtype, input: Tensor,
     weight_g = weight.to(gemm_dtype)
     grad_x = grad_w = grad_r = None
     if need_x:
-        grad_x = torch.empty_like(input, memory_format=_memory_format(input))
+        grad_x = torch.empty_like(input, memory_format=memory_format(input))
     if need_w:
         # accumulate over chunks in the weight's precision
         grad_w = torch.zeros_like(weight)
@@ -462,14 +471,6 @@ def _backward_sampling(
     return gxt[:, :, 0] if need_x else None, rate
 
 
-def _memory_format(tensor: Tensor) -> torch.memory_format:
-    """channels_last for NHWC-strided tensors, contiguous otherwise."""
-    if not tensor.is_contiguous() and tensor.is_contiguous(
-            memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 def _autocast_dtype(input: Tensor) -> Optional[torch.dtype]:
     """The autocast dtype that applies to ``input``, or None."""
     device_type = input.device.type
@@ -537,6 +538,9 @@ def adaptive_dilated_conv2d(input: Tensor,
                 f'kernel size {tuple(weight.shape[2:])} with padding '
                 f'{padding} and dilation {dilation}')
     gemm_dtype = autocast_dtype or input.dtype
+    if use_native(input, gemm_dtype):
+        return NativeAdaptiveDilatedConv2dFunction.apply(
+            input, weight, rates, bias, stride, padding, dilation)
     return AdaptiveDilatedConv2dFunction.apply(input, weight, rates, bias,
                                                stride, padding, dilation,
                                                gemm_dtype)

@@ -20,6 +20,17 @@ def mmcv_ops_status() -> str:
     return 'available'
 
 
+def adc_kernel_status() -> str:
+    """Report whether mmadc's native ADC CPU kernel was built."""
+    from mmadc.ops.native_cpu import _adc_cpu
+    if _adc_cpu is None:
+        return ('not built (ADC runs the reference implementation; '
+                'reinstall with a C++ compiler: pip install '
+                '--no-build-isolation -e .)')
+    onednn = 'oneDNN' if _adc_cpu.has_onednn() else 'at::mm'
+    return f'available (float32 GEMMs: {onednn})'
+
+
 def collect_env() -> 'OrderedDict[str, str]':
     """Collect versions of the stack mmadc runs on.
 
@@ -41,6 +52,7 @@ def collect_env() -> 'OrderedDict[str, str]':
     env['MMCV compiled ops'] = mmcv_ops_status()
     from mmadc.version import __version__
     env['mmadc'] = __version__
+    env['mmadc ADC CPU kernel'] = adc_kernel_status()
     return env
 
 

@@ -31,6 +31,13 @@ def test_mmcv_compiled_ops_available():
     assert collect_env()['MMCV compiled ops'] == 'available'
 
 
+def test_collect_env_reports_adc_kernel():
+    from mmadc.ops.native_cpu import native_cpu_available
+    status = collect_env()['mmadc ADC CPU kernel']
+    assert status.startswith(
+        'available' if native_cpu_available() else 'not built')
+
+
 def test_collect_env_module_runs():
     out = subprocess.run([sys.executable, '-m', 'mmadc.utils.collect_env'],
                          capture_output=True,

@@ -26,6 +26,7 @@ step() { step_no=$((step_no + 1)); printf '\n==> [setup %d/9] %s\n' "$step_no" "
 fingerprint() {
   cat "$ROOT/tools/install/setup_env.sh" "$ROOT/tools/install/cxx_std20.sh" \
       "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT/setup.cfg" \
+      "$ROOT/pyproject.toml" "$ROOT"/mmadc/ops/csrc/* \
     | sha256sum | cut -d' ' -f1
 }
 
@@ -94,7 +95,9 @@ step "mmpose 1.3.2 (without its chumpy requirement)"
 step "test requirements"
 "${PIP[@]}" install -q -r "$ROOT/requirements/tests.txt"
 
-step "mmadc (editable)"
+step "mmadc (editable, with its native ADC CPU kernel when a compiler is available)"
+# --no-build-isolation: the kernel compiles against this torch. Without a
+# compiler the install warns and ADC uses its reference implementation.
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
 step "mim tool scripts for mmseg and check"
