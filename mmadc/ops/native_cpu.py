@@ -35,8 +35,8 @@ except ImportError:  # built without a compiler: reference path only
     _adc_cpu = None
 
 #: The columns of one block of output rows take about this many bytes
-#: (measured best on 1-2 MiB L2 caches for the ResNet-50 shapes).
-BLOCK_BYTES = 2 << 20
+#: (about the L2 cache of the machine it was tuned on; see the README).
+BLOCK_BYTES = 1 << 20
 
 IMPLEMENTATIONS = ('auto', 'native', 'reference')
 _implementation: Optional[str] = None  # None: from MMADC_ADC_IMPL

@@ -86,7 +86,19 @@ GEOMETRIES = [
     (2, 4, 2, 10, 6, (5, 3), (1, 2), (2, 3), (1, 3), 1),
     (4, 2, 5, 5, 5, (3, 5), (2, 1), (0, 3), (2, 1), 2),
     (3, 3, 2, 1, 9, (1, 3), (1, 1), (0, 1), (1, 1), 3),  # a 1-row image
+    # more output channels than output pixels (late stages)
+    (5, 4, 16, 3, 4, (3, 3), (1, 1), (1, 1), (1, 1), 4),
+    (1, 4, 16, 3, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    (3, 6, 10, 5, 4, (3, 3), (2, 2), (2, 2), (2, 2), 3),
 ]
+
+
+def _inputs(geometry, seed):
+    num, cin, cout, h, w, k, s, p, d, g = geometry
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(num, cin, h, w, generator=gen, dtype=torch.float64)
+    weight = torch.randn(cout, cin, *k, generator=gen, dtype=torch.float64)
+    return gen, x, weight
 
 
 @needs_kernel
@@ -95,14 +107,13 @@ GEOMETRIES = [
 @pytest.mark.parametrize('block_bytes', [1, native_cpu.BLOCK_BYTES])
 def test_native_equals_reference_float64(geometry, rates, block_bytes,
                                          monkeypatch):
-    """Values and input/weight/rate/bias gradients to 1e-12. A block of one
-    row (block_bytes=1, but at least 256 pixels: blocks span samples) and
-    whole-batch blocks take different code paths."""
+    """Values and input/weight/rate/bias gradients to 1e-12. Tiny blocks
+    (block_bytes=1: runs of 256 pixels that span samples) and whole-batch
+    blocks take different paths."""
     monkeypatch.setattr(native_cpu, 'BLOCK_BYTES', block_bytes)
     num, cin, cout, h, w, k, s, p, d, g = geometry
-    gen = torch.Generator().manual_seed(zlib.crc32(repr((geometry, rates)).encode()))
-    x = torch.randn(num, cin, h, w, generator=gen, dtype=torch.float64)
-    weight = torch.randn(cout, cin, *k, generator=gen, dtype=torch.float64)
+    gen, x, weight = _inputs(geometry,
+                             zlib.crc32(repr((geometry, rates)).encode()))
     bias = torch.randn(cout, generator=gen, dtype=torch.float64)
     r = _rates(rates, num, g, gen)
     out_shape = F.conv2d(x, weight, None, s, p, d).shape

@@ -11,21 +11,21 @@ For the 3x3 convolutions of SimpleBaseline-ResNet-50 and HRNet-W32 at a
 * ``deform``: ``torchvision.ops.deform_conv2d`` with the equivalent offsets
   (``offset_groups = g``), the obvious slower alternative.
 
-Times are medians over ``--repeat`` runs after ``--warmup`` runs (CUDA is
-synchronised around each run). Forward runs under ``torch.no_grad()``;
+Times are medians over ``--repeat`` rounds after ``--warmup`` runs; each
+round times conv, ADC and deform once in turn, so a busy phase of a shared
+machine affects all of them alike (CUDA is synchronised around each run). Forward runs under ``torch.no_grad()``;
 forward+backward computes the gradients of the input, the weight and the
 rates (offsets for deform) with ``torch.autograd.grad``.
 
-Memory: on CUDA the peak allocated memory during one forward+backward above
-what was allocated before it (``torch.cuda.max_memory_allocated``). On CPU,
-where PyTorch keeps no allocator statistics, the bytes of the distinct
-tensors saved for backward by one forward (counted with
-``torch.autograd.graph.saved_tensors_hooks``, the input included, plus the
-sampling bags ADC keeps on its autograd node): the activation memory a
-training step keeps alive per layer. It excludes temporaries freed within
-the forward or the backward and ADC's per-thread scratch buffers (reused by
-all ADC layers, about the size of one chunk's tap image and column
-gradients).
+``--impl`` picks ADC's implementation: ``auto`` (the native CPU kernel
+where it applies, see :mod:`mmadc.ops.native_cpu`), ``native`` or
+``reference``.
+
+Memory: the peak memory one forward+backward adds to what is in use before
+it (:func:`mmadc.analysis.benchmarking.peak_memory_mb`): on CUDA
+``torch.cuda.max_memory_allocated``, on CPU the peak resident set size,
+which counts every temporary and library scratch buffer. The output, the
+gradients and the incoming output gradient are included for every op alike.
 
 Examples::
 
@@ -37,16 +37,18 @@ import argparse
 import contextlib
 import fnmatch
 import json
-import statistics
 import sys
-import time
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
+from mmadc.analysis.benchmarking import peak_memory_mb, time_interleaved_ms
 from mmadc.ops import adaptive_dilated_conv2d
+from mmadc.ops.adaptive_dilated_conv import release_workspace
+from mmadc.ops.native_cpu import (IMPLEMENTATIONS, adc_implementation,
+                                  native_cpu_available)
 
 
 class Shape(NamedTuple):
@@ -120,6 +122,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-deform',
         action='store_true',
         help='skip deform_conv2d (slow, especially with many groups)')
+    parser.add_argument(
+        '--impl',
+        default='auto',
+        choices=IMPLEMENTATIONS,
+        help='ADC implementation: the native CPU kernel where it applies '
+        '(auto), only it (native) or the PyTorch reference (reference)')
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
@@ -231,52 +239,10 @@ class Case:
 
         return run
 
-    def memory_mb(self, op: Callable, with_rates: bool) -> float:
+    def memory_mb(self, op: Callable, with_rates: bool) -> Optional[float]:
         """See the module docstring for what this measures."""
-        if self.device.type == 'cuda':
-            run = self.fwdbwd_fn(op, with_rates)
-            torch.cuda.synchronize()
-            base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            run()
-            torch.cuda.synchronize()
-            return (torch.cuda.max_memory_allocated() - base) / 2**20
-        seen: Dict[int, int] = {}
-
-        def pack(t):
-            storage = t.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        x, weight, rates = self.leaves(with_rates)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            with self.autocast():
-                out = op(x, weight, rates)
-        # ADC also keeps its sampling bags on the autograd node
-        geometry = getattr(out.grad_fn, 'geometry', None)
-        for value in vars(geometry).values() if geometry else ():
-            for t in (value if isinstance(value, tuple) else (value, )):
-                if isinstance(t, torch.Tensor):
-                    storage = t.untyped_storage()
-                    seen[storage.data_ptr()] = storage.nbytes()
-        return sum(seen.values()) / 2**20
-
-
-def time_ms(fn: Callable, device: torch.device, repeat: int,
-            warmup: int) -> float:
-    """Median wall time of ``fn`` in milliseconds."""
-    sync = (
-        torch.cuda.synchronize if device.type == 'cuda' else (lambda: None))
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        release_workspace()  # the reference path's scratch counts too
+        return peak_memory_mb(self.fwdbwd_fn(op, with_rates), self.device)
 
 
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
@@ -284,6 +250,11 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def benchmark(args: argparse.Namespace) -> dict:
+    with adc_implementation(args.impl):
+        return _benchmark(args)
+
+
+def _benchmark(args: argparse.Namespace) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -303,13 +274,13 @@ def benchmark(args: argparse.Namespace) -> dict:
             stride=shape.stride,
             groups=case.rates.shape[1])
         for mode in modes:
-            times = {}
-            for name, (op, with_rates) in ops.items():
-                fn = (
-                    case.forward_fn(op) if mode == 'fwd' else case.fwdbwd_fn(
-                        op, with_rates))
-                times[name] = time_ms(fn, case.device, args.repeat,
-                                      args.warmup)
+            fns = {
+                name: (case.forward_fn(op)
+                       if mode == 'fwd' else case.fwdbwd_fn(op, with_rates))
+                for name, (op, with_rates) in ops.items()
+            }
+            times = time_interleaved_ms(fns, case.device, args.repeat,
+                                        args.warmup)
             entry[mode] = dict(
                 conv_ms=times['conv'],
                 adc_ms=times['adc'],
@@ -320,6 +291,8 @@ def benchmark(args: argparse.Namespace) -> dict:
             name: case.memory_mb(op, with_rates)
             for name, (op, with_rates) in ops.items()
         }
+        entry['memory_adc_over_conv'] = ratio(entry['memory_mb']['adc'],
+                                              entry['memory_mb']['conv'])
         results.append(entry)
     return dict(
         config=dict(
@@ -329,9 +302,11 @@ def benchmark(args: argparse.Namespace) -> dict:
             threads=torch.get_num_threads(),
             repeat=args.repeat,
             warmup=args.warmup,
+            impl=args.impl,
+            native_cpu_kernel=native_cpu_available(),
             memory=('cuda peak allocated during fwd+bwd'
                     if args.device == 'cuda' else
-                    'cpu bytes saved for backward by one forward'),
+                    'cpu peak resident memory added by fwd+bwd'),
             torch=torch.__version__),
         results=results)
 
@@ -342,7 +317,8 @@ def _fmt(value: Optional[float], spec: str = '.2f') -> str:
 
 def print_table(report: dict) -> None:
     cfg = report['config']
-    print(f"device={cfg['device']} dtype={cfg['dtype']} "
+    print(f"device={cfg['device']} dtype={cfg['dtype']} impl={cfg['impl']} "
+          f"(native CPU kernel built: {cfg['native_cpu_kernel']}) "
           f"batch={cfg['batch']} threads={cfg['threads']} "
           f"repeat={cfg['repeat']} (median) warmup={cfg['warmup']}")
     header = (f"{'shape':<20}{'C@HxW/s':>14}{'mode':>8}{'conv ms':>10}"
@@ -363,8 +339,10 @@ def print_table(report: dict) -> None:
                   f"{_fmt(m['deform_over_adc']):>12}")
     print(f"\nmemory (MB, {cfg['memory']}):")
     for r in report['results']:
-        mem = '  '.join(f'{k}={v:.1f}' for k, v in r['memory_mb'].items())
-        print(f"  {r['shape']:<20}{mem}")
+        mem = '  '.join(f'{k}={_fmt(v, ".1f")}'
+                        for k, v in r['memory_mb'].items())
+        print(f"  {r['shape']:<20}{mem}  "
+              f"adc/conv={_fmt(r['memory_adc_over_conv'])}")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

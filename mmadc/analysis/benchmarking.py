@@ -1,0 +1,93 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Timing and peak-memory measurement shared by the benchmark tools
+(``tools/analysis/benchmark_adc.py`` and ``benchmark_model.py``)."""
+import ctypes
+import gc
+import statistics
+import sys
+import time
+from typing import Callable, Dict, Optional
+
+import torch
+
+
+def time_ms(fn: Callable[[], object], device: torch.device, repeat: int,
+            warmup: int) -> float:
+    """Median wall time of ``fn()`` in milliseconds (CUDA synchronised)."""
+    sync = (
+        torch.cuda.synchronize if device.type == 'cuda' else (lambda: None))
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def time_interleaved_ms(fns: Dict[str, Callable[[], object]],
+                        device: torch.device, repeat: int,
+                        warmup: int) -> Dict[str, float]:
+    """Median wall time of each function in milliseconds, timed in turns.
+
+    Each round times every function once, so a slow phase of a shared
+    machine (other processes, frequency changes) affects all of them alike
+    instead of skewing their ratio.
+    """
+    sync = (
+        torch.cuda.synchronize if device.type == 'cuda' else (lambda: None))
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, list] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_memory_mb(fn: Callable[[], object],
+                   device: torch.device) -> Optional[float]:
+    """Peak memory that one call of ``fn`` adds to what is in use before it.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` above the allocated memory
+    before the call. CPU (Linux): the peak resident set size during the call
+    (``VmHWM``, reset through ``/proc/self/clear_refs``) above the resident
+    size before it, after returning freed heap pages to the system; this
+    counts every temporary, including library scratch memory that PyTorch's
+    allocator never sees (oneDNN, MKL). None where it cannot be measured.
+    """
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    if not sys.platform.startswith('linux'):
+        return None
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # reset VmHWM to the current RSS
+    except OSError:
+        return None
+    base = _proc_status_bytes('VmRSS')
+    fn()
+    return (_proc_status_bytes('VmHWM') - base) / 2**20
+
+
+def _proc_status_bytes(key: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise OSError(f'{key} not in /proc/self/status')
