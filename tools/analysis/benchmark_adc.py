@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import fnmatch
 import json
+import statistics
 import sys
 from typing import Callable, List, NamedTuple, Optional
 
@@ -240,9 +241,14 @@ class Case:
         return run
 
     def memory_mb(self, op: Callable, with_rates: bool) -> Optional[float]:
-        """See the module docstring for what this measures."""
-        release_workspace()  # the reference path's scratch counts too
-        return peak_memory_mb(self.fwdbwd_fn(op, with_rates), self.device)
+        """See the module docstring for what this measures (median of three
+        runs: the resident size of a CPU process is a noisy measure)."""
+        runs = []
+        for _ in range(3):
+            release_workspace()  # the reference path's scratch counts too
+            runs.append(
+                peak_memory_mb(self.fwdbwd_fn(op, with_rates), self.device))
+        return None if None in runs else statistics.median(runs)
 
 
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:

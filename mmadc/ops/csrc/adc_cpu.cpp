@@ -507,7 +507,7 @@ Geometry make_geometry(const at::Tensor& input, const at::Tensor& weight,
 // pixels. Rows per block: the block's columns take about block_bytes, but
 // at least min_pixels pixels when that fits in 4 * block_bytes.
 int64_t rows_per_block(const Geometry& g, int64_t elem, int64_t block_bytes) {
-  constexpr int64_t min_pixels = 256;
+  constexpr int64_t min_pixels = 128;
   const int64_t row_bytes = std::max<int64_t>(1, g.cols() * g.out_w * elem);
   int64_t rows = block_bytes / row_bytes;
   const int64_t wanted = (min_pixels + g.out_w - 1) / g.out_w;
