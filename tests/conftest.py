@@ -51,3 +51,14 @@ def run_cli(args: List[str], cwd: str, timeout: int = 600):
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture(params=['auto', 'reference'])
+def adc_impl(request):
+    """Run a test under both ADC implementations: ``auto`` takes the native
+    CPU kernel wherever it applies (float32/float64 outside autocast, when
+    built) and ``reference`` the PyTorch implementation, so each oracle test
+    checks both. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    from mmadc.ops.native_cpu import adc_implementation
+    with adc_implementation(request.param):
+        yield request.param

@@ -16,6 +16,9 @@ from mmadc.ops import adaptive_dilated_conv2d
 from mmadc.ops.dilated_sampling import (adjoint_bags, gather, make_axis_plan,
                                         new_source_buffer, resample_bags)
 
+# every test runs on both implementations (see tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('adc_impl')
+
 DTYPE = torch.float64
 
 

@@ -12,6 +12,9 @@ from mmengine.registry import MODELS, DefaultScope
 from mmadc.ops import (AdaptiveDilatedConv2d, DilationRateRegressor,
                        adaptive_dilated_conv2d)
 
+# every test runs on both implementations (see tests/conftest.py)
+pytestmark = pytest.mark.usefixtures('adc_impl')
+
 INIT_CONFIGS = [
     # in, out, kernel, stride, padding, dilation, bias, dilation_groups
     (8, 6, 3, 1, 1, 1, True, None),

@@ -30,13 +30,6 @@ needs_kernel = pytest.mark.skipif(
     reason='native CPU kernel not built (no compiler at install time)')
 
 
-@pytest.fixture(autouse=True)
-def adc_impl():
-    """Override the directory-wide parametrisation: these tests pick the
-    implementation themselves."""
-    yield
-
-
 def test_kernel_built_where_expected():
     """CI sets MMADC_EXPECT_NATIVE_KERNEL=1: a silently failed build (the
     install only warns) must fail the run there."""

@@ -1,0 +1,95 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""The benchmark tools: their measurement helpers and their JSON reports.
+
+No timing is asserted (timings depend on the machine); the tests check
+that the tools measure what they say (units, memory of a known
+allocation, ratios of the reported numbers) and keep their CLI contract.
+"""
+import json
+import sys
+import time
+
+import pytest
+import torch
+
+from mmadc.analysis.benchmarking import peak_memory_mb, time_interleaved_ms
+from conftest import PYTHON, REPO_ROOT, run_cli
+
+CPU = torch.device('cpu')
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith('linux'), reason='peak RSS needs Linux')
+def test_peak_memory_counts_a_temporary():
+    """A 64 MiB temporary written in full (so its pages are resident) is
+    counted even though it is freed before the call returns."""
+
+    def allocate():
+        torch.ones(16 << 20)  # 64 MiB of float32
+
+    measured = peak_memory_mb(allocate, CPU)
+    assert 60 <= measured <= 80
+    assert peak_memory_mb(lambda: None, CPU) < 8
+
+
+def test_interleaved_times_are_milliseconds():
+    times = time_interleaved_ms({
+        'sleep': lambda: time.sleep(0.01),
+        'noop': lambda: None
+    },
+                                CPU,
+                                repeat=3,
+                                warmup=1)
+    assert set(times) == {'sleep', 'noop'}
+    assert times['sleep'] >= 10  # time.sleep sleeps at least this long
+    assert 0 <= times['noop'] < times['sleep']
+
+
+def _json(proc) -> dict:
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout  # exactly one JSON object
+    return json.loads(lines[0])
+
+
+def test_benchmark_adc_json():
+    proc = run_cli([
+        PYTHON, 'tools/analysis/benchmark_adc.py', '--shapes',
+        'hrnet-w32-branch4', '--batch', '2', '--repeat', '1', '--warmup',
+        '0', '--impl', 'reference', '--json'
+    ], REPO_ROOT)
+    report = _json(proc)
+    assert report['config']['impl'] == 'reference'
+    (entry, ) = report['results']
+    assert entry['shape'] == 'hrnet-w32-branch4'
+    for mode in ('fwd', 'fwdbwd'):
+        m = entry[mode]
+        assert min(m['conv_ms'], m['adc_ms'], m['deform_ms']) > 0
+        assert m['adc_over_conv'] == pytest.approx(m['adc_ms'] / m['conv_ms'])
+        assert m['deform_over_adc'] == pytest.approx(m['deform_ms'] /
+                                                     m['adc_ms'])
+    memory = entry['memory_mb']
+    if sys.platform.startswith('linux'):
+        assert min(memory.values()) > 0
+        assert entry['memory_adc_over_conv'] == pytest.approx(
+            memory['adc'] / memory['conv'])
+
+
+@pytest.mark.slow
+def test_benchmark_model_json():
+    """Training steps of the demo pose configs (ResNet-18, 128x96) without
+    and with ADC; the second is reported relative to the first."""
+    proc = run_cli([
+        PYTHON, 'tools/analysis/benchmark_model.py',
+        'configs/demo/td-hm_res18_1xb32-40e_synthetic-coco-128x96.py',
+        'configs/demo/td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py',
+        '--batch', '2', '--steps', '1', '--warmup', '0', '--json'
+    ], REPO_ROOT)
+    report = _json(proc)
+    base, adc = report['results']
+    assert (base['backbone'], adc['backbone']) == ('ResNet', 'ResNetADC')
+    assert base['throughput_vs_first'] == 1
+    assert adc['throughput_vs_first'] == pytest.approx(
+        adc['images_per_s'] / base['images_per_s'])
+    assert adc['images_per_s'] == pytest.approx(2 / (adc['step_ms'] / 1e3))
+    if sys.platform.startswith('linux'):
+        assert base['memory_mb'] > 0 and adc['memory_mb'] > 0

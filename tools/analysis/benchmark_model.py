@@ -1,0 +1,210 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Benchmark full training steps of a pose model with and without ADC.
+
+Builds each config's model with mmpose's registry (random weights: the
+ImageNet ``init_cfg`` is dropped, nothing is downloaded) and its optimizer
+wrapper, then times ``model.train_step`` (data preprocessor, forward, loss,
+backward and optimizer step) on a synthetic batch of the config's input size
+with random target heatmaps. Reports the median step time, images per
+second and the peak memory one step adds (CUDA: peak allocated; CPU: peak
+resident set size, see :func:`mmadc.analysis.benchmarking.peak_memory_mb`),
+plus each model's ratios to the first (the baseline).
+
+Examples::
+
+    # SimpleBaseline-ResNet-50 at 256x192, batch 8, on this machine's CPU
+    python tools/analysis/benchmark_model.py --threads 2
+    # GPU, batch 64, bfloat16 autocast
+    python tools/analysis/benchmark_model.py --device cuda --batch 64 --amp
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import List, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+
+from mmadc.analysis.benchmarking import peak_memory_mb
+from mmadc.ops.native_cpu import (IMPLEMENTATIONS, adc_implementation,
+                                  native_cpu_available)
+
+DEFAULT_CONFIGS = [
+    'configs/pose/td-hm_res50_4xb32-140e_coco-256x192.py',
+    'configs/pose/td-hm_res50-adc_4xb32-140e_coco-256x192.py',
+]
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Time full training steps of pose models.')
+    parser.add_argument(
+        'configs',
+        nargs='*',
+        default=DEFAULT_CONFIGS,
+        help='top-down heatmap configs; the first is the baseline '
+        '(default: SimpleBaseline-ResNet-50 without and with ADC, 256x192)')
+    parser.add_argument('--batch', type=int, default=8, help='batch size')
+    parser.add_argument(
+        '--device', default='cpu', choices=['cpu', 'cuda'], help='device')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='bfloat16 autocast (AmpOptimWrapper) instead of float32')
+    parser.add_argument(
+        '--steps', type=int, default=5, help='timed steps per model')
+    parser.add_argument(
+        '--warmup', type=int, default=2, help='untimed steps per model')
+    parser.add_argument(
+        '--impl',
+        default='auto',
+        choices=IMPLEMENTATIONS,
+        help='ADC implementation (see mmadc.ops.native_cpu)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--json',
+        action='store_true',
+        help='print exactly one JSON object on stdout instead of a table')
+    return parser.parse_args(argv)
+
+
+def build_model(cfg: Config, device: torch.device, amp: bool):
+    """The config's model (random init) and optimizer wrapper."""
+    from mmpose.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone.pop('init_cfg', None)  # no download, random weights
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    model.to(device).train()
+    optim_cfg = cfg.optim_wrapper.copy()
+    if amp:
+        optim_cfg.update(type='AmpOptimWrapper', dtype='bfloat16')
+    return model, build_optim_wrapper(model, optim_cfg)
+
+
+def synthetic_batch(cfg: Config, batch: int, gen: torch.Generator) -> dict:
+    """A batch of random images and target heatmaps of the config's sizes."""
+    from mmpose.structures import PoseDataSample
+    width, height = cfg.codec['input_size']
+    hm_width, hm_height = cfg.codec['heatmap_size']
+    keypoints = cfg.model.head.out_channels
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(
+            torch.randint(0, 256, (3, height, width), generator=gen,
+                          dtype=torch.uint8))
+        sample = PoseDataSample(
+            gt_fields=PixelData(
+                heatmaps=torch.rand(keypoints, hm_height, hm_width,
+                                    generator=gen)),
+            gt_instance_labels=InstanceData(
+                keypoint_weights=torch.ones(1, keypoints)))
+        sample.set_metainfo(
+            dict(input_size=(width, height), heatmap_size=(hm_width,
+                                                           hm_height)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def benchmark_config(path: str, args: argparse.Namespace) -> dict:
+    cfg = Config.fromfile(path)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    model, optim_wrapper = build_model(cfg, device, args.amp)
+    data = synthetic_batch(cfg, args.batch,
+                           torch.Generator().manual_seed(args.seed))
+
+    def step():
+        model.train_step(data, optim_wrapper)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    step_s = statistics.median(times)
+    return dict(
+        config=path,
+        backbone=cfg.model.backbone.type,
+        step_ms=step_s * 1e3,
+        images_per_s=args.batch / step_s,
+        memory_mb=peak_memory_mb(step, device))
+
+
+def benchmark(args: argparse.Namespace) -> dict:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda given but CUDA is not available')
+    # keep init_weights' per-parameter report off stdout (and --json)
+    MMLogger.get_instance('mmengine', log_level='WARNING')
+    if args.steps < 1:
+        raise SystemExit(f'--steps must be >= 1, got {args.steps}')
+    with adc_implementation(args.impl):
+        results = [benchmark_config(path, args) for path in args.configs]
+    base = results[0]
+    for r in results:
+        r['throughput_vs_first'] = r['images_per_s'] / base['images_per_s']
+        r['memory_vs_first'] = (
+            None if r['memory_mb'] is None or not base['memory_mb'] else
+            r['memory_mb'] / base['memory_mb'])
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == 'cuda' else f'cpu x{torch.get_num_threads()}')
+    return dict(
+        setup=dict(
+            batch=args.batch,
+            device=device,
+            amp=args.amp,
+            steps=args.steps,
+            warmup=args.warmup,
+            impl=args.impl,
+            native_cpu_kernel=native_cpu_available(),
+            torch=torch.__version__),
+        results=results)
+
+
+def print_table(report: dict) -> None:
+    setup = report['setup']
+    print(f"device={setup['device']} batch={setup['batch']} "
+          f"amp={setup['amp']} impl={setup['impl']} (native CPU kernel "
+          f"built: {setup['native_cpu_kernel']}) steps={setup['steps']} "
+          f"(median) warmup={setup['warmup']}")
+    header = (f"{'config':<58}{'step ms':>10}{'img/s':>9}{'vs 1st':>8}"
+              f"{'peak MB':>9}{'vs 1st':>8}")
+    print(header)
+    print('-' * len(header))
+    for r in report['results']:
+        memory = '-' if r['memory_mb'] is None else f"{r['memory_mb']:.0f}"
+        memory_ratio = ('-' if r['memory_vs_first'] is None else
+                        f"{r['memory_vs_first']:.2f}")
+        print(f"{r['config'].split('/')[-1]:<58}{r['step_ms']:>10.1f}"
+              f"{r['images_per_s']:>9.2f}{r['throughput_vs_first']:>8.2f}"
+              f'{memory:>9}{memory_ratio:>8}')
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    report = benchmark(args)
+    if args.json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write('\n')
+    else:
+        print_table(report)
+
+
+if __name__ == '__main__':
+    main()
