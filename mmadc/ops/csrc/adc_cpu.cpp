@@ -541,11 +541,19 @@ template <typename T>
 void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
                         const c10::optional<at::Tensor>& bias) {
   const Geometry& g = pb.g;
-  const int64_t rows = rows_per_block(g, sizeof(T), pb.block_bytes);
   const int64_t flat_rows = g.num * g.out_h;
-  const int64_t blocks = (flat_rows + rows - 1) / rows;
-  at::Tensor col_buf = at::empty({at::get_num_threads(),
-                                  g.cols() * rows * g.out_w},
+  int64_t rows = rows_per_block(g, sizeof(T), pb.block_bytes);
+  // Few blocks (late stages): make their number a multiple of the thread
+  // count, or one thread gets a whole extra block (3 blocks on 2 threads
+  // take as long as 4).
+  const int64_t threads = at::get_num_threads();
+  int64_t blocks = (flat_rows + rows - 1) / rows;
+  if (blocks < 4 * threads && blocks % threads != 0) {
+    blocks = std::min(flat_rows, (blocks / threads + 1) * threads);
+    rows = (flat_rows + blocks - 1) / blocks;
+    blocks = (flat_rows + rows - 1) / rows;
+  }
+  at::Tensor col_buf = at::empty({threads, g.cols() * rows * g.out_w},
                                  out2.options());
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     at::Tensor col_t = col_buf[at::get_thread_num()];
@@ -617,7 +625,14 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
                          Gradients<T>& grads) {
   const Geometry& g = pb.g;
   const at::Tensor wmat_t = pb.wmat.t().contiguous();
-  const int64_t rows = rows_per_block(g, sizeof(T), pb.block_bytes);
+  // Each block's weight gradient is a weight-sized GEMM result added to the
+  // thread's accumulator. Where that is much larger than the block's
+  // columns (late stages), blocks grow to C_out pixels (there: one block
+  // per thread), so fewer such temporaries are made.
+  int64_t rows = rows_per_block(g, sizeof(T), pb.block_bytes);
+  if (g.out_channels > 2 * rows * g.out_w)
+    rows = std::min((g.out_channels + g.out_w - 1) / g.out_w,
+                    std::max<int64_t>(1, g.num * g.out_h));
   // A sample's input gradient is written by one thread only (its blocks
   // scatter into overlapping rows), so threads split the samples; with fewer
   // samples than threads the GEMMs use the threads instead.
