@@ -3,6 +3,7 @@
 (``tools/analysis/benchmark_adc.py`` and ``benchmark_model.py``)."""
 import ctypes
 import gc
+import json
 import statistics
 import sys
 import time
@@ -91,3 +92,14 @@ def _proc_status_bytes(key: str) -> int:
             if line.startswith(key + ':'):
                 return int(line.split()[1]) * 1024  # reported in kB
     raise OSError(f'{key} not in /proc/self/status')
+
+
+def emit_report(report: dict, as_json: bool,
+                print_table: Callable[[dict], None]) -> None:
+    """Print a benchmark report: one JSON object on stdout (for machines)
+    or the tool's table."""
+    if as_json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write('\n')
+    else:
+        print_table(report)

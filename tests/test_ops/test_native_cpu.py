@@ -278,3 +278,24 @@ def test_build_without_compiler(tmp_path, mode):
         assert 'installing without it' in proc.stderr
     else:
         assert proc.returncode != 0
+
+
+@needs_kernel
+def test_inference_mode_and_no_grad():
+    """The kernel's worker threads run tensor ops: they must work in the
+    caller's inference mode (mmengine/mmpose inference) and give the same
+    values as with gradients enabled."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(4, 6, 9, 8, generator=gen)
+    weight = torch.randn(5, 6, 3, 3, generator=gen)
+    bias = torch.randn(5, generator=gen)
+    r = 0.5 + 2 * torch.rand(4, 3, generator=gen)
+    with adc_implementation('native'):
+        expected = adaptive_dilated_conv2d(x, weight.requires_grad_(), r,
+                                           bias, 1, 1)
+        with torch.no_grad():
+            no_grad = adaptive_dilated_conv2d(x, weight, r, bias, 1, 1)
+        with torch.inference_mode():
+            inference = adaptive_dilated_conv2d(x, weight, r, bias, 1, 1)
+    torch.testing.assert_close(no_grad, expected.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(inference, expected.detach(), rtol=0, atol=0)

@@ -36,16 +36,15 @@ Examples::
 import argparse
 import contextlib
 import fnmatch
-import json
 import statistics
-import sys
 from typing import Callable, List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from mmadc.analysis.benchmarking import peak_memory_mb, time_interleaved_ms
+from mmadc.analysis.benchmarking import (emit_report, peak_memory_mb,
+                                         time_interleaved_ms)
 from mmadc.ops import adaptive_dilated_conv2d
 from mmadc.ops.adaptive_dilated_conv import release_workspace
 from mmadc.ops.native_cpu import (IMPLEMENTATIONS, adc_implementation,
@@ -353,12 +352,7 @@ def print_table(report: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    report = benchmark(args)
-    if args.json:
-        json.dump(report, sys.stdout)
-        sys.stdout.write('\n')
-    else:
-        print_table(report)
+    emit_report(benchmark(args), args.json, print_table)
 
 
 if __name__ == '__main__':

@@ -18,10 +18,6 @@ Examples::
     python tools/analysis/benchmark_model.py --device cuda --batch 64 --amp
 """
 import argparse
-import json
-import statistics
-import sys
-import time
 from typing import List, Optional
 
 import torch
@@ -31,7 +27,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 
-from mmadc.analysis.benchmarking import peak_memory_mb
+from mmadc.analysis.benchmarking import (emit_report, peak_memory_mb,
+                                         time_interleaved_ms)
 from mmadc.ops.native_cpu import (IMPLEMENTATIONS, adc_implementation,
                                   native_cpu_available)
 
@@ -125,17 +122,9 @@ def benchmark_config(path: str, args: argparse.Namespace) -> dict:
 
     def step():
         model.train_step(data, optim_wrapper)
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    step_s = statistics.median(times)
+    step_s = time_interleaved_ms({'step': step}, device, args.steps,
+                                 args.warmup)['step'] / 1e3
     return dict(
         config=path,
         backbone=cfg.model.backbone.type,
@@ -198,12 +187,7 @@ def print_table(report: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    report = benchmark(args)
-    if args.json:
-        json.dump(report, sys.stdout)
-        sys.stdout.write('\n')
-    else:
-        print_table(report)
+    emit_report(benchmark(args), args.json, print_table)
 
 
 if __name__ == '__main__':

@@ -12,16 +12,22 @@
 //
 // Because a tap's shift is the same at every output position, its bilinear
 // read is one set of four weights applied to two shifted input rows: the
-// sampling loops are contiguous, vectorisable row operations. The tap
-// columns are built per block of output rows, sized to stay in the L2 cache,
-// and consumed at once by a GEMM (as in an im2col convolution), so the
-// 9x-sized tap image never goes through main memory. The backward recomputes
-// the columns (nothing but the input, weight and rates is saved) and applies
-// the adjoint of the sampling (a scatter into rows the calling thread owns)
-// fused with the rate gradient.
+// sampling loops are contiguous, vectorisable row operations (for stride 1
+// and same-size rows, one loop over a whole run of rows, with the few edge
+// columns redone separately). The tap columns are built per block of output
+// rows, sized to stay in the L2 cache, and consumed at once by a GEMM (as in
+// an im2col convolution), so the 9x-sized tap image never goes through main
+// memory. The backward recomputes the columns (nothing but the input, weight
+// and rates is saved) and applies the adjoint of the sampling (a scatter
+// into rows the calling thread owns) in the same walk as the rate gradient.
+//
+// Reads outside the image use zero weights or a zero row rather than
+// branches, so a non-finite input value can reach outputs through a zero
+// weight (0 * inf = NaN), as in the reference's interpolation.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
@@ -537,6 +543,19 @@ struct Problem {
   int64_t block_bytes;
 };
 
+// input: detached and contiguous; zeros: a zero row of the input's width.
+template <typename T>
+Problem<T> make_problem(const Geometry& g, const at::Tensor& input,
+                        const at::Tensor& weight, const at::Tensor& rates,
+                        const at::Tensor& zeros, int64_t block_bytes) {
+  return {g,
+          plane_rates(rates, g),
+          input.data_ptr<T>(),
+          zeros.data_ptr<T>(),
+          weight.detach().contiguous().view({g.out_channels, g.cols()}),
+          block_bytes};
+}
+
 template <typename T>
 void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
                         const c10::optional<at::Tensor>& bias) {
@@ -555,7 +574,11 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
   }
   at::Tensor col_buf = at::empty({threads, g.cols() * rows * g.out_w},
                                  out2.options());
+  // Worker threads start with default thread-local state; give them the
+  // caller's (inference mode, grad mode) for the tensor ops they run.
+  const at::ThreadLocalState state;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    at::ThreadLocalStateGuard guard(state);
     at::Tensor col_t = col_buf[at::get_thread_num()];
     T* col = col_t.data_ptr<T>();
     for (int64_t block = begin; block < end; ++block) {
@@ -598,14 +621,9 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
     bias = bias_->detach().contiguous().view({g.out_channels, 1});
   const at::Tensor zeros = at::zeros({g.width}, input.options());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_forward", [&] {
-    const Problem<scalar_t> pb{
-        g,
-        plane_rates(rates, g),
-        input.data_ptr<scalar_t>(),
-        zeros.data_ptr<scalar_t>(),
-        weight_.detach().contiguous().view({g.out_channels, g.cols()}),
-        block_bytes};
-    forward_row_blocks(pb, out2, bias);
+    forward_row_blocks(
+        make_problem<scalar_t>(g, input, weight_, rates, zeros, block_bytes),
+        out2, bias);
   });
   return out;
 }
@@ -679,7 +697,9 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
     }
   };
   if (slots > 1) {
+    const at::ThreadLocalState state;  // see forward_row_blocks
     at::parallel_for(0, g.num, 1, [&](int64_t begin, int64_t end) {
+      at::ThreadLocalStateGuard guard(state);
       samples(begin, end, at::get_thread_num());
     });
   } else {
@@ -716,13 +736,8 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
     grad_rho = at::zeros({g.num, g.channels}, opts.dtype(at::kDouble));
   const at::Tensor zeros = at::zeros({g.width}, opts);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_backward", [&] {
-    const Problem<scalar_t> pb{
-        g,
-        plane_rates(rates, g),
-        input.data_ptr<scalar_t>(),
-        zeros.data_ptr<scalar_t>(),
-        weight_.detach().contiguous().view({g.out_channels, g.cols()}),
-        block_bytes};
+    const auto pb =
+        make_problem<scalar_t>(g, input, weight_, rates, zeros, block_bytes);
     Gradients<scalar_t> grads{
         need_input ? grad_input.data_ptr<scalar_t>() : nullptr,
         need_rates ? grad_rho.data_ptr<double>() : nullptr, need_weight,
