@@ -656,6 +656,8 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
   // samples than threads the GEMMs use the threads instead.
   const int64_t threads = at::get_num_threads();
   const int64_t slots = g.num >= threads ? threads : 1;
+  // a block never spans more than one thread's samples
+  rows = std::clamp<int64_t>((g.num + slots - 1) / slots * g.out_h, 1, rows);
   const auto opts = grad_out.options();
   at::Tensor col_buf = at::empty({slots, g.cols() * rows * g.out_w}, opts);
   at::Tensor sinks = at::empty({slots, g.width}, opts);
