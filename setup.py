@@ -26,8 +26,9 @@ def kernel_build_config() -> dict:
         from torch.utils.cpp_extension import BuildExtension, CppExtension
     except ImportError as exc:  # e.g. pip's build isolation hides torch
         if KERNEL_MODE == '1':
-            raise SystemExit('MMADC_WITH_CPU_KERNEL=1 needs torch at build '
-                             'time (pip install --no-build-isolation)') from exc
+            raise SystemExit(
+                'MMADC_WITH_CPU_KERNEL=1 needs torch at build time '
+                '(pip install --no-build-isolation)') from exc
         warnings.warn('torch is not importable at build time: installing '
                       'mmadc without its native CPU kernel (ADC falls back '
                       'to the slower reference implementation)')

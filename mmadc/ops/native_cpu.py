@@ -133,4 +133,3 @@ class NativeAdaptiveDilatedConv2dFunction(Function):
         if need_b and ctx.has_bias:
             grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_r, grad_b, None, None, None
-

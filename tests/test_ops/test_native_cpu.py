@@ -68,7 +68,8 @@ def _rates(kind, num, groups, gen):
     if kind == 'zero':
         return torch.zeros(num, groups, dtype=torch.float64)
     # large: most taps read outside the image
-    return 6.0 + 5 * torch.rand(num, groups, generator=gen, dtype=torch.float64)
+    return 6.0 + 5 * torch.rand(
+        num, groups, generator=gen, dtype=torch.float64)
 
 
 # (N, C_in, C_out, H, W, kernel, stride, padding, dilation, groups)

@@ -13,9 +13,10 @@ For the 3x3 convolutions of SimpleBaseline-ResNet-50 and HRNet-W32 at a
 
 Times are medians over ``--repeat`` rounds after ``--warmup`` runs; each
 round times conv, ADC and deform once in turn, so a busy phase of a shared
-machine affects all of them alike (CUDA is synchronised around each run). Forward runs under ``torch.no_grad()``;
-forward+backward computes the gradients of the input, the weight and the
-rates (offsets for deform) with ``torch.autograd.grad``.
+machine affects all of them alike (CUDA is synchronised around each run).
+Forward runs under ``torch.no_grad()``; forward+backward computes the
+gradients of the input, the weight and the rates (offsets for deform) with
+``torch.autograd.grad``.
 
 ``--impl`` picks ADC's implementation: ``auto`` (the native CPU kernel
 where it applies, see :mod:`mmadc.ops.native_cpu`), ``native`` or

@@ -532,6 +532,13 @@ void for_each_segment(const Geometry& g, int64_t q0, int64_t q1, Fn&& fn) {
   }
 }
 
+// The calling thread's scratch slot among `slots`. Inside an enclosing
+// OpenMP region at::parallel_for runs inline on a thread whose number may
+// exceed the slots made for this call; only that one thread works then.
+int64_t thread_slot(int64_t slots) {
+  return std::min<int64_t>(at::get_thread_num(), slots - 1);
+}
+
 // What one call works on; the tensors are detached and contiguous.
 template <typename T>
 struct Problem {
@@ -579,7 +586,7 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
   const at::ThreadLocalState state;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     at::ThreadLocalStateGuard guard(state);
-    at::Tensor col_t = col_buf[at::get_thread_num()];
+    at::Tensor col_t = col_buf[thread_slot(threads)];
     T* col = col_t.data_ptr<T>();
     for (int64_t block = begin; block < end; ++block) {
       const int64_t q0 = block * rows;
@@ -702,7 +709,7 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
     const at::ThreadLocalState state;  // see forward_row_blocks
     at::parallel_for(0, g.num, 1, [&](int64_t begin, int64_t end) {
       at::ThreadLocalStateGuard guard(state);
-      samples(begin, end, at::get_thread_num());
+      samples(begin, end, thread_slot(slots));
     });
   } else {
     samples(0, g.num, 0);
