@@ -1,6 +1,7 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """Timing and peak-memory measurement shared by the benchmark tools
 (``tools/analysis/benchmark_adc.py`` and ``benchmark_model.py``)."""
+import argparse
 import ctypes
 import gc
 import json
@@ -27,6 +28,28 @@ def time_ms(fn: Callable[[], object], device: torch.device, repeat: int,
         sync()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both benchmark tools take: --batch, --device, --impl,
+    --threads, --seed and --json."""
+    from mmadc.ops.native_cpu import IMPLEMENTATIONS
+    parser.add_argument('--batch', type=int, default=8, help='batch size')
+    parser.add_argument(
+        '--device', default='cpu', choices=['cpu', 'cuda'], help='device')
+    parser.add_argument(
+        '--impl',
+        default='auto',
+        choices=IMPLEMENTATIONS,
+        help='ADC implementation: the native CPU kernel where it applies '
+        '(auto), only it (native) or the PyTorch reference (reference)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--json',
+        action='store_true',
+        help='print exactly one JSON object on stdout instead of a table')
 
 
 def time_interleaved_ms(fns: Dict[str, Callable[[], object]],

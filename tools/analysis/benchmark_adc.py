@@ -44,12 +44,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from mmadc.analysis.benchmarking import (emit_report, peak_memory_mb,
-                                         time_interleaved_ms)
+from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
+                                         peak_memory_mb, time_interleaved_ms)
 from mmadc.ops import adaptive_dilated_conv2d
 from mmadc.ops.adaptive_dilated_conv import release_workspace
-from mmadc.ops.native_cpu import (IMPLEMENTATIONS, adc_implementation,
-                                  native_cpu_available)
+from mmadc.ops.native_cpu import adc_implementation, native_cpu_available
 
 
 class Shape(NamedTuple):
@@ -89,9 +88,7 @@ DTYPES = {
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Time ADC against nn.Conv2d and deform_conv2d.')
-    parser.add_argument('--batch', type=int, default=8, help='batch size')
-    parser.add_argument(
-        '--device', default='cpu', choices=['cpu', 'cuda'], help='device')
+    add_common_arguments(parser)
     parser.add_argument(
         '--dtype',
         default='float32',
@@ -123,19 +120,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-deform',
         action='store_true',
         help='skip deform_conv2d (slow, especially with many groups)')
-    parser.add_argument(
-        '--impl',
-        default='auto',
-        choices=IMPLEMENTATIONS,
-        help='ADC implementation: the native CPU kernel where it applies '
-        '(auto), only it (native) or the PyTorch reference (reference)')
-    parser.add_argument(
-        '--threads', type=int, default=None, help='torch CPU threads')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
-    parser.add_argument(
-        '--json',
-        action='store_true',
-        help='print exactly one JSON object on stdout instead of a table')
     return parser.parse_args(argv)
 
 

@@ -27,10 +27,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 
-from mmadc.analysis.benchmarking import (emit_report, peak_memory_mb,
-                                         time_interleaved_ms)
-from mmadc.ops.native_cpu import (IMPLEMENTATIONS, adc_implementation,
-                                  native_cpu_available)
+from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
+                                         peak_memory_mb, time_interleaved_ms)
+from mmadc.ops.native_cpu import adc_implementation, native_cpu_available
 
 DEFAULT_CONFIGS = [
     'configs/pose/td-hm_res50_4xb32-140e_coco-256x192.py',
@@ -47,9 +46,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=DEFAULT_CONFIGS,
         help='top-down heatmap configs; the first is the baseline '
         '(default: SimpleBaseline-ResNet-50 without and with ADC, 256x192)')
-    parser.add_argument('--batch', type=int, default=8, help='batch size')
-    parser.add_argument(
-        '--device', default='cpu', choices=['cpu', 'cuda'], help='device')
+    add_common_arguments(parser)
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -58,18 +55,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--steps', type=int, default=5, help='timed steps per model')
     parser.add_argument(
         '--warmup', type=int, default=2, help='untimed steps per model')
-    parser.add_argument(
-        '--impl',
-        default='auto',
-        choices=IMPLEMENTATIONS,
-        help='ADC implementation (see mmadc.ops.native_cpu)')
-    parser.add_argument(
-        '--threads', type=int, default=None, help='torch CPU threads')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
-    parser.add_argument(
-        '--json',
-        action='store_true',
-        help='print exactly one JSON object on stdout instead of a table')
     return parser.parse_args(argv)
 
 
