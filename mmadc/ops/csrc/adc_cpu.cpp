@@ -532,32 +532,6 @@ void for_each_segment(const Geometry& g, int64_t q0, int64_t q1, Fn&& fn) {
   }
 }
 
-// Copies between an output-shaped tensor (N, C_out, H_out * W_out) and a
-// block matrix (C_out, len) of flat rows [q0, q1), by rows of W_out: plain
-// loops rather than tensor ops, which cost microseconds of dispatch each.
-// to_block: gather into the block; otherwise scatter from it, adding
-// bias[c] when given.
-template <typename T>
-void copy_block(const Geometry& g, int64_t q0, int64_t q1, T* full,
-                T* block, bool to_block, const T* bias) {
-  const int64_t len = (q1 - q0) * g.out_w;
-  for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-    const int64_t part = (s.y1 - s.y0) * g.out_w;
-    for (int64_t c = 0; c < g.out_channels; ++c) {
-      T* f = full + (s.n * g.out_channels + c) * g.pixels() + s.y0 * g.out_w;
-      T* b = block + c * len + offset;
-      if (to_block) {
-        std::copy(f, f + part, b);
-      } else if (bias == nullptr) {
-        std::copy(b, b + part, f);
-      } else {
-        const T add = bias[c];
-        for (int64_t k = 0; k < part; ++k) f[k] = b[k] + add;
-      }
-    }
-  });
-}
-
 // The calling thread's scratch slot among `slots`. Inside an enclosing
 // OpenMP region at::parallel_for runs inline on a thread whose number may
 // exceed the slots made for this call; only that one thread works then.
@@ -590,7 +564,8 @@ Problem<T> make_problem(const Geometry& g, const at::Tensor& input,
 }
 
 template <typename T>
-void forward_row_blocks(const Problem<T>& pb, T* out, const T* bias) {
+void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
+                        const c10::optional<at::Tensor>& bias) {
   const Geometry& g = pb.g;
   const int64_t flat_rows = g.num * g.out_h;
   int64_t rows = rows_per_block(g, sizeof(T), pb.block_bytes);
@@ -605,7 +580,7 @@ void forward_row_blocks(const Problem<T>& pb, T* out, const T* bias) {
     blocks = (flat_rows + rows - 1) / rows;
   }
   at::Tensor col_buf = at::empty({threads, g.cols() * rows * g.out_w},
-                                 pb.wmat.options());
+                                 out2.options());
   // Worker threads start with default thread-local state; give them the
   // caller's (inference mode, grad mode) for the tensor ops they run.
   const at::ThreadLocalState state;
@@ -620,10 +595,18 @@ void forward_row_blocks(const Problem<T>& pb, T* out, const T* bias) {
       for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
         build_columns<T>(g, pb.pr, pb.input, pb.zeros, s, col + offset, len);
       });
-      at::Tensor res = gemm_nt(
+      const at::Tensor res = gemm_nt(
           pb.wmat, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len})
                        .t());
-      copy_block<T>(g, q0, q1, out, res.data_ptr<T>(), false, bias);
+      for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
+        const int64_t part = (s.y1 - s.y0) * g.out_w;
+        at::Tensor dst = out2[s.n].narrow(1, s.y0 * g.out_w, part);
+        const at::Tensor src = res.narrow(1, offset, part);
+        if (bias.has_value())
+          at::add_out(dst, src, *bias);
+        else
+          dst.copy_(src);
+      });
     }
   });
 }
@@ -639,15 +622,15 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
   at::Tensor out = at::empty({g.num, g.out_channels, g.out_h, g.out_w},
                              input.options());
   if (g.num == 0) return out;
-  at::Tensor bias;
+  at::Tensor out2 = out.view({g.num, g.out_channels, g.pixels()});
+  c10::optional<at::Tensor> bias;
   if (bias_.has_value() && bias_->defined())
-    bias = bias_->detach().contiguous();
+    bias = bias_->detach().contiguous().view({g.out_channels, 1});
   const at::Tensor zeros = at::zeros({g.width}, input.options());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_forward", [&] {
     forward_row_blocks(
         make_problem<scalar_t>(g, input, weight_, rates, zeros, block_bytes),
-        out.data_ptr<scalar_t>(),
-        bias.defined() ? bias.data_ptr<scalar_t>() : nullptr);
+        out2, bias);
   });
   return out;
 }
@@ -685,7 +668,6 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
   const auto opts = grad_out.options();
   at::Tensor col_buf = at::empty({slots, g.cols() * rows * g.out_w}, opts);
   at::Tensor sinks = at::empty({slots, g.width}, opts);
-  at::Tensor go_buf = at::empty({slots, g.out_channels * rows * g.out_w}, opts);
   std::vector<at::Tensor> weight_acc(slots);
   // Samples [n0, n1), block by block, with the slot's scratch buffers.
   auto samples = [&](int64_t n0, int64_t n1, int64_t slot) {
@@ -695,10 +677,12 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
     for (int64_t q0 = n0 * g.out_h; q0 < n1 * g.out_h; q0 += rows) {
       const int64_t q1 = std::min(q0 + rows, n1 * g.out_h);
       const int64_t len = (q1 - q0) * g.out_w;
-      const at::Tensor go = go_buf[slot].narrow(0, 0, g.out_channels * len)
-                                .view({g.out_channels, len});
-      copy_block<T>(g, q0, q1, grad_out.data_ptr<T>(), go.data_ptr<T>(),
-                    true, nullptr);
+      std::vector<at::Tensor> parts;
+      for_each_segment(g, q0, q1, [&](const Span& s, int64_t) {
+        parts.push_back(grad_out[s.n].narrow(1, s.y0 * g.out_w,
+                                             (s.y1 - s.y0) * g.out_w));
+      });
+      const at::Tensor go = at::cat(parts, 1);  // (C_out, len)
       if (grads.weight) {
         for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
           build_columns<T>(g, pb.pr, pb.input, pb.zeros, s, col + offset,
