@@ -114,7 +114,6 @@ class NativeAdaptiveDilatedConv2dFunction(Function):
                                dilation, BLOCK_BYTES)
         ctx.save_for_backward(input, weight, rates)
         ctx.conv_args = (stride, padding, dilation)
-        ctx.has_bias = bias is not None
         return out.contiguous(memory_format=memory_format(input))
 
     @staticmethod
@@ -130,6 +129,6 @@ class NativeAdaptiveDilatedConv2dFunction(Function):
             if need_x:
                 grad_x = grad_x.contiguous(
                     memory_format=memory_format(input))
-        if need_b and ctx.has_bias:
+        if need_b:  # False when bias is None
             grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_r, grad_b, None, None, None
