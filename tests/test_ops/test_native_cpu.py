@@ -84,6 +84,12 @@ GEOMETRIES = [
     (5, 4, 16, 3, 4, (3, 3), (1, 1), (1, 1), (1, 1), 4),
     (1, 4, 16, 3, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),
     (3, 6, 10, 5, 4, (3, 3), (2, 2), (2, 2), (2, 2), 3),
+    # stride 2 reads even/odd phase planes: even sizes (rows of the planes
+    # as long as the output's), odd sizes (zero-filled plane ends), and
+    # stride 2 along H only
+    (2, 4, 3, 8, 6, (3, 3), (2, 2), (1, 1), (1, 1), 4),
+    (3, 4, 3, 7, 9, (3, 3), (2, 2), (1, 1), (1, 1), 2),
+    (2, 3, 2, 6, 10, (3, 3), (2, 1), (1, 1), (1, 1), 3),
 ]
 
 

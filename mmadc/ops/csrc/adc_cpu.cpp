@@ -12,12 +12,15 @@
 //
 // Because a tap's shift is the same at every output position, its bilinear
 // read is one set of four weights applied to two shifted input rows: the
-// sampling loops are contiguous, vectorisable row operations (for stride 1
-// and same-size rows, one loop over a whole run of rows, with the few edge
-// columns redone separately). The tap columns are built per block of output
-// rows, sized to stay in the L2 cache, and consumed at once by a GEMM (as in
-// an im2col convolution), so the 9x-sized tap image never goes through main
-// memory. The backward recomputes the columns (nothing but the input, weight
+// sampling loops are contiguous, vectorisable row operations (with output
+// rows as long as the source rows, one loop over a whole run of rows, with
+// the few edge columns redone separately). A strided convolution reads
+// deinterleaved phase planes of the input (even and odd rows/columns for
+// stride 2), so that its loops are unit-stride too.
+//
+// The tap columns are built per block of output rows, sized to stay in the
+// L2 cache, and consumed at once by a GEMM (as in an im2col convolution),
+// so the 9x-sized tap image never goes through main memory. The backward recomputes the columns (nothing but the input, weight
 // and rates is saved) and applies the adjoint of the sampling (a scatter
 // into rows the calling thread owns) in the same walk as the rate gradient.
 //
@@ -33,6 +36,16 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+// The innermost loops are also compiled for AVX2 + FMA (x86-64-v3), picked
+// when the library loads on a CPU that has them; the default build stays
+// portable (GCC function multiversioning, x86-64 with glibc only).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__GLIBC__)
+#define ADC_HOT_LOOP __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ADC_HOT_LOOP
+#endif
 
 namespace {
 
@@ -52,146 +65,44 @@ int64_t floor_div(int64_t a, int64_t b) {
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-// One tap along one axis: source index offset and interpolation weight.
+// Strided taps are read in phase coordinates: with stride s, source index
+// s * u + p is element u of phase plane p (for stride 2: the even and the
+// odd rows or columns of the image, see make_source). Then every tap reads
+// its phase planes with unit stride, so the loops below know no strides,
+// and a stride-2 tap is as regular as a stride-1 one.
+
+// One tap along one axis: output u reads its two interpolation neighbours
+// k = 0, 1 at element u + start[k] of phase plane phase[k].
 template <typename T>
 struct AxisTap {
-  int64_t offset;  // source index of output 0 (before the stride)
-  T frac;          // weight of source index + 1
-  T slope;         // d(shift)/d(rate) = dilation * tap
+  int64_t phase[2], start[2];
+  T weight[2];  // interpolation weights 1 - frac and frac
+  T slope;      // d(shift)/d(rate) = dilation * tap
+  // outputs [lo, hi) have both neighbours inside the plane's [0, len)
+  int64_t lo, hi;
 };
 
 template <typename T>
-AxisTap<T> axis_tap(double rho, int64_t tap, int64_t base, int64_t dilation) {
+AxisTap<T> axis_tap(double rho, int64_t tap, int64_t base, int64_t dilation,
+                    int64_t stride, int64_t len, int64_t out_len) {
   // Shift in float64 whatever T (like the reference): the floor must not
   // flip because of rounding.
   const double shift = rho * static_cast<double>(tap);
   const double fl = std::floor(shift);
-  return {base + static_cast<int64_t>(fl), static_cast<T>(shift - fl),
-          static_cast<T>(dilation * tap)};
-}
-
-// Output columns [lo, hi) whose two source columns x * s + off, + 1 are both
-// inside [0, len): there the loops need no bounds checks. Always
-// 0 <= lo <= hi <= out_len; [0, lo) and [hi, out_len) take the checked path.
-void interior(int64_t off, int64_t stride, int64_t len, int64_t out_len,
-              int64_t* lo, int64_t* hi) {
-  *lo = std::clamp<int64_t>(-floor_div(off, stride), 0, out_len);
-  *hi = std::clamp<int64_t>(floor_div(len - 2 - off, stride) + 1, *lo,
-                            out_len);
-}
-
-// The loops over one tap's output row come in two parts: the interior
-// [lo, hi) without bounds checks (with hi beyond the row for a flattened run
-// of rows, see build_columns) and the checked edges [0, lo) and
-// [hi, out_w). xs = x * s + off is the first of the two source columns.
-
-template <typename T>
-T at_or_zero(const T* row, int64_t x, int64_t width) {
-  return (x >= 0 && x < width) ? row[x] : T(0);
-}
-
-// Interior of the forward read:
-// dst[x] = c00 r0[xs] + c01 r0[xs + 1] + c10 r1[xs] + c11 r1[xs + 1].
-template <typename T>
-void sample_interior(T* __restrict dst, const T* __restrict r0,
-                     const T* __restrict r1, T c00, T c01, T c10, T c11,
-                     int64_t off, int64_t s, int64_t lo, int64_t hi) {
-  if (s == 1) {
-    const T* a = r0 + off;
-    const T* b = r1 + off;
-#pragma omp simd
-    for (int64_t x = lo; x < hi; ++x)
-      dst[x] = c00 * a[x] + c01 * a[x + 1] + c10 * b[x] + c11 * b[x + 1];
-  } else {
-    for (int64_t x = lo; x < hi; ++x) {
-      const int64_t xs = x * s + off;
-      dst[x] = c00 * r0[xs] + c01 * r0[xs + 1] + c10 * r1[xs] +
-               c11 * r1[xs + 1];
-    }
+  const T frac = static_cast<T>(shift - fl);
+  const int64_t first = base + static_cast<int64_t>(fl);
+  AxisTap<T> a;
+  for (int k = 0; k < 2; ++k) {
+    a.start[k] = stride == 1 ? first + k : floor_div(first + k, stride);
+    a.phase[k] = first + k - a.start[k] * stride;
   }
-}
-
-template <typename T>
-void sample_edges(T* dst, const T* r0, const T* r1, T c00, T c01, T c10,
-                  T c11, int64_t off, int64_t s, int64_t lo, int64_t hi,
-                  int64_t out_w, int64_t width) {
-  for (int64_t x = lo == 0 ? hi : 0; x < out_w; x = x + 1 == lo ? hi : x + 1) {
-    const int64_t xs = x * s + off;
-    dst[x] = c00 * at_or_zero(r0, xs, width) +
-             c01 * at_or_zero(r0, xs + 1, width) +
-             c10 * at_or_zero(r1, xs, width) +
-             c11 * at_or_zero(r1, xs + 1, width);
-  }
-}
-
-// Interior of the adjoint of one source row's share of the read:
-// row[xs] += a v[x], row[xs + 1] += b v[x].
-template <typename T>
-void scatter_interior(T* __restrict row, const T* __restrict v, T a, T b,
-                      int64_t off, int64_t s, int64_t lo, int64_t hi) {
-  if (hi <= lo) return;
-  if (s == 1) {
-    // Written as a gather over destinations so that it vectorises.
-    T* r = row + off;
-    r[lo] += a * v[lo];
-#pragma omp simd
-    for (int64_t x = lo + 1; x < hi; ++x) r[x] += a * v[x] + b * v[x - 1];
-    r[hi] += b * v[hi - 1];
-  } else {
-    for (int64_t x = lo; x < hi; ++x) {
-      const int64_t xs = x * s + off;
-      row[xs] += a * v[x];
-      row[xs + 1] += b * v[x];
-    }
-  }
-}
-
-template <typename T>
-void scatter_edges(T* row, const T* v, T a, T b, int64_t off, int64_t s,
-                   int64_t lo, int64_t hi, int64_t out_w, int64_t width) {
-  for (int64_t x = lo == 0 ? hi : 0; x < out_w; x = x + 1 == lo ? hi : x + 1) {
-    const int64_t xs = x * s + off;
-    if (xs >= 0 && xs < width) row[xs] += a * v[x];
-    if (xs + 1 >= 0 && xs + 1 < width) row[xs + 1] += b * v[x];
-  }
-}
-
-// Interior of the rate-gradient inner product:
-// sum_x v[x] (e00 r0[xs] + e01 r0[xs + 1] + e10 r1[xs] + e11 r1[xs + 1]).
-template <typename T>
-double dot_interior(const T* __restrict v, const T* __restrict r0,
-                    const T* __restrict r1, T e00, T e01, T e10, T e11,
-                    int64_t off, int64_t s, int64_t lo, int64_t hi) {
-  T acc = 0;
-  if (s == 1) {
-    const T* a = r0 + off;
-    const T* b = r1 + off;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t x = lo; x < hi; ++x)
-      acc += v[x] * (e00 * a[x] + e01 * a[x + 1] + e10 * b[x] + e11 * b[x + 1]);
-  } else {
-    for (int64_t x = lo; x < hi; ++x) {
-      const int64_t xs = x * s + off;
-      acc += v[x] * (e00 * r0[xs] + e01 * r0[xs + 1] + e10 * r1[xs] +
-                     e11 * r1[xs + 1]);
-    }
-  }
-  return acc;
-}
-
-template <typename T>
-double dot_edges(const T* v, const T* r0, const T* r1, T e00, T e01, T e10,
-                 T e11, int64_t off, int64_t s, int64_t lo, int64_t hi,
-                 int64_t out_w, int64_t width) {
-  double total = 0;
-  for (int64_t x = lo == 0 ? hi : 0; x < out_w; x = x + 1 == lo ? hi : x + 1) {
-    const int64_t xs = x * s + off;
-    total += v[x] * (e00 * at_or_zero(r0, xs, width) +
-                     e01 * at_or_zero(r0, xs + 1, width) +
-                     e10 * at_or_zero(r1, xs, width) +
-                     e11 * at_or_zero(r1, xs + 1, width));
-  }
-  return total;
+  a.weight[0] = T(1) - frac;
+  a.weight[1] = frac;
+  a.slope = static_cast<T>(dilation * tap);
+  a.lo = std::clamp<int64_t>(std::max(-a.start[0], -a.start[1]), 0, out_len);
+  a.hi = std::clamp<int64_t>(std::min(len - a.start[0], len - a.start[1]),
+                             a.lo, out_len);
+  return a;
 }
 
 // Per (sample, channel) plane: d * r along each axis.
@@ -213,123 +124,206 @@ PlaneRates plane_rates(const at::Tensor& rates, const Geometry& g) {
   return out;
 }
 
+// An image (or its gradient) as phase planes: (N, C, sh, sw, hq, wq) with
+// hq = ceil(H / sh), wq = ceil(W / sw); the elements beyond the image (odd
+// sizes) are zero, like the outside. With stride 1 this is the NCHW tensor.
+template <typename P>  // const T* or T*
+struct Planes {
+  P data;
+  int64_t channels, sh, sw, hq, wq;
+  P plane(int64_t n, int64_t c, int64_t p, int64_t q) const {
+    return data + (((n * channels + c) * sh + p) * sw + q) * hq * wq;
+  }
+};
+
 // A part of the work of one sample: output rows [y0, y1), channels [c0, c1).
 struct Span {
   int64_t n, y0, y1, c0, c1;
 };
 
-// An edge column x of a flattened run: its two source columns clamped into
-// the row, with the interpolation weight of a column outside it set to zero
-// (so a run's edge columns need no bounds checks either).
-template <typename T>
-struct EdgeColumn {
-  int64_t x, left, right;
-  T w_left, w_right;
-  T in_left, in_right;  // 1 for a source column inside the row, else 0
-};
-
-template <typename T, typename Fn>
-void for_each_edge_column(int64_t off, T frac, int64_t lo, int64_t hi,
-                          int64_t width, Fn&& fn) {
-  auto column = [&](int64_t x) {
-    const int64_t xs = x + off;
-    const bool left = xs >= 0 && xs < width;
-    const bool right = xs + 1 >= 0 && xs + 1 < width;
-    fn(EdgeColumn<T>{x, std::clamp<int64_t>(xs, 0, width - 1),
-                     std::clamp<int64_t>(xs + 1, 0, width - 1),
-                     left ? T(1) - frac : T(0), right ? frac : T(0),
-                     T(left), T(right)});
-  };
-  for (int64_t x = 0; x < lo; ++x) column(x);
-  for (int64_t x = hi; x < width; ++x) column(x);
-}
-
-// One tap (c, i, j) of a span: its two axis taps, the interior columns
-// [lo, hi) and the rows [ya, yb) of the span whose two source rows are
-// both inside the image.
+// One tap (c, i, j) of a span: its vertical and horizontal axis taps and
+// the rows [ya, yb) of the span whose two source rows are inside the plane.
 template <typename T>
 struct TapGeometry {
   int64_t c, i, j;
-  AxisTap<T> th, tw;
-  int64_t lo, hi, ya, yb;
-  // A run of rows can be processed as one flattened row: stride 1 and
-  // output rows as long as input rows, so output (y, x) and its source
-  // (y + off_h, x + off_w) advance together through memory.
+  const AxisTap<T>& v;
+  const AxisTap<T>& h;
+  int64_t ya, yb;
+  // Rows [ya, yb) can be processed as one flattened row: output rows as
+  // long as the planes' rows, so output (y, x) and each source
+  // (y + start, x + start') advance together through memory.
   bool flat;
+  T coeff(int k, int l) const { return v.weight[k] * h.weight[l]; }
 };
 
 template <typename T, typename Fn>
-void for_each_tap(const Geometry& g, const PlaneRates& pr, const Span& s,
-                  Fn&& fn) {
-  const bool flat = g.sh == 1 && g.sw == 1 && g.out_w == g.width;
+void for_each_tap(const Geometry& g, const PlaneRates& pr, int64_t hq,
+                  int64_t wq, const Span& s, Fn&& fn) {
+  const bool flat_rows = wq == g.out_w;
+  std::vector<AxisTap<T>> horizontal(g.kw);
   for (int64_t c = s.c0; c < s.c1; ++c) {
     const int64_t plane = s.n * g.channels + c;
+    for (int64_t j = 0; j < g.kw; ++j)
+      horizontal[j] = axis_tap<T>(pr.w[plane], j - g.kw / 2, g.base_x(),
+                                  g.dw, g.sw, wq, g.out_w);
     for (int64_t i = 0; i < g.kh; ++i) {
-      const auto th =
-          axis_tap<T>(pr.h[plane], i - g.kh / 2, g.base_y(), g.dh);
-      int64_t ya, yb;
-      interior(th.offset, g.sh, g.height, g.out_h, &ya, &yb);
-      ya = std::clamp(ya, s.y0, s.y1);
-      yb = std::clamp(yb, ya, s.y1);
+      const auto v = axis_tap<T>(pr.h[plane], i - g.kh / 2, g.base_y(), g.dh,
+                                 g.sh, hq, g.out_h);
+      const int64_t ya = std::clamp(v.lo, s.y0, s.y1);
+      const int64_t yb = std::clamp(v.hi, ya, s.y1);
       for (int64_t j = 0; j < g.kw; ++j) {
-        const auto tw =
-            axis_tap<T>(pr.w[plane], j - g.kw / 2, g.base_x(), g.dw);
-        int64_t lo, hi;
-        interior(tw.offset, g.sw, g.width, g.out_w, &lo, &hi);
-        fn(TapGeometry<T>{c, i, j, th, tw, lo, hi, ya, yb,
-                          flat && hi > lo && yb > ya});
+        const auto& h = horizontal[j];
+        fn(TapGeometry<T>{c, i, j, v, h, ya, yb,
+                          flat_rows && h.hi > h.lo && yb > ya});
       }
     }
   }
 }
 
+// An output column outside [h.lo, h.hi): its two source columns clamped
+// into the row, with the weight of a column outside it set to zero, so that
+// edge columns need no bounds checks either.
+template <typename T>
+struct EdgeColumn {
+  int64_t x;
+  int64_t col[2];
+  T inside[2];  // 1 for a source column inside the row, else 0
+  T weight[2];  // inside * interpolation weight
+};
+
+template <typename T, typename Fn>
+void for_each_edge_column(const AxisTap<T>& h, int64_t out_w, int64_t wq,
+                          Fn&& fn) {
+  auto column = [&](int64_t x) {
+    EdgeColumn<T> e;
+    e.x = x;
+    for (int l = 0; l < 2; ++l) {
+      const int64_t xs = x + h.start[l];
+      e.col[l] = std::clamp<int64_t>(xs, 0, wq - 1);
+      e.inside[l] = T(xs >= 0 && xs < wq);
+      e.weight[l] = e.inside[l] * h.weight[l];
+    }
+    fn(e);
+  };
+  for (int64_t x = 0; x < h.lo; ++x) column(x);
+  for (int64_t x = h.hi; x < out_w; ++x) column(x);
+}
+
+// The source rows of a tap: src[k][l] is the row of vertical neighbour k in
+// the phase plane of horizontal neighbour l (not yet offset by the column
+// start), a zero row where the source row is outside the plane.
+template <typename P>
+struct SourceRows {
+  P src[2][2];
+};
+
+template <typename T, typename P>
+SourceRows<P> source_rows(const Planes<P>& planes, const TapGeometry<T>& t,
+                          int64_t n, int64_t y, P outside, int64_t wq) {
+  SourceRows<P> r;
+  for (int k = 0; k < 2; ++k) {
+    const int64_t ys = y + t.v.start[k];
+    const bool in = ys >= 0 && ys < planes.hq;
+    for (int l = 0; l < 2; ++l)
+      r.src[k][l] =
+          in ? planes.plane(n, t.c, t.v.phase[k], t.h.phase[l]) + ys * wq
+             // distinct rows per l: a scatter must not alias itself
+             : outside + l * wq;
+  }
+  return r;
+}
+
+// dst[x] = sum_kl c[k][l] s[k][l][x] over x in [lo, hi), where the s are
+// source rows offset by their column starts (inside the plane there).
+template <typename T>
+ADC_HOT_LOOP void sample_run(T* __restrict dst, const T* __restrict s00,
+                             const T* __restrict s01,
+                             const T* __restrict s10,
+                             const T* __restrict s11, T c00, T c01, T c10,
+                             T c11, int64_t lo, int64_t hi) {
+#pragma omp simd
+  for (int64_t x = lo; x < hi; ++x)
+    dst[x] = c00 * s00[x] + c01 * s01[x] + c10 * s10[x] + c11 * s11[x];
+}
+
+// The adjoint of one vertical neighbour's share of sample_run:
+// g0[x] += a v[x], g1[x] += b v[x] (g0, g1 offset by their column starts).
+// Stride 1: g1 = g0 + 1 is the same row, written as a gather over
+// destinations so that it vectorises.
+template <typename T>
+ADC_HOT_LOOP void scatter_run(T* g0, T* g1, const T* __restrict v, T a, T b,
+                              int64_t lo, int64_t hi) {
+  if (hi <= lo) return;
+  if (g1 == g0 + 1) {
+    g0[lo] += a * v[lo];
+#pragma omp simd
+    for (int64_t x = lo + 1; x < hi; ++x) g0[x] += a * v[x] + b * v[x - 1];
+    g0[hi] += b * v[hi - 1];
+  } else {
+    // distinct phase planes, or distinct outside rows (source_rows)
+    T* __restrict r0 = g0;
+    T* __restrict r1 = g1;
+#pragma omp simd
+    for (int64_t x = lo; x < hi; ++x) {
+      r0[x] += a * v[x];
+      r1[x] += b * v[x];
+    }
+  }
+}
+
+// sum_x v[x] sum_kl e[k][l] s[k][l][x] over [lo, hi) (the rate gradient).
+template <typename T>
+ADC_HOT_LOOP double dot_run(const T* __restrict v, const T* __restrict s00,
+                            const T* __restrict s01, const T* __restrict s10,
+                            const T* __restrict s11, T e00, T e01, T e10,
+                            T e11, int64_t lo, int64_t hi) {
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t x = lo; x < hi; ++x)
+    acc += v[x] * (e00 * s00[x] + e01 * s01[x] + e10 * s10[x] + e11 * s11[x]);
+  return acc;
+}
+
 // Tap columns of a span: column (c, i, j) of output (y, x) goes to
 // col[((c * kh + i) * kw + j) * ld + (y - y0) * W_out + x].
 template <typename T>
-void build_columns(const Geometry& g, const PlaneRates& pr, const T* input,
-                   const T* zeros, const Span& s, T* col, int64_t ld) {
-  const T* image = input + s.n * g.channels * g.height * g.width;
-  for_each_tap<T>(g, pr, s, [&](const TapGeometry<T>& t) {
-    const T* plane = image + t.c * g.height * g.width;
-    const T uy = T(1) - t.th.frac, ux = T(1) - t.tw.frac;
-    const T c00 = uy * ux, c01 = uy * t.tw.frac, c10 = t.th.frac * ux,
-            c11 = t.th.frac * t.tw.frac;
+void build_columns(const Geometry& g, const PlaneRates& pr,
+                   const Planes<const T*>& image, const T* zeros,
+                   const Span& s, T* col, int64_t ld) {
+  const int64_t wq = image.wq;
+  for_each_tap<T>(g, pr, image.hq, wq, s, [&](const TapGeometry<T>& t) {
+    const T c00 = t.coeff(0, 0), c01 = t.coeff(0, 1), c10 = t.coeff(1, 0),
+            c11 = t.coeff(1, 1);
+    const int64_t b0 = t.h.start[0], b1 = t.h.start[1];
     T* dst = col + ((t.c * g.kh + t.i) * g.kw + t.j) * ld - s.y0 * g.out_w;
-    auto row = [&](int64_t y) { return y * g.sh + t.th.offset; };
-    auto src = [&](int64_t ys) {
-      return ys >= 0 && ys < g.height ? plane + ys * g.width : zeros;
+    // Rows [y, y + rows) from the source rows of y; with rows > 1 (a flat
+    // run) the interior is one loop and the edge columns are redone.
+    auto sample = [&](int64_t y, int64_t rows) {
+      const auto r = source_rows<T>(image, t, s.n, y, zeros, wq);
+      T* d = dst + y * g.out_w;
+      sample_run<T>(d, r.src[0][0] + b0, r.src[0][1] + b1, r.src[1][0] + b0,
+                    r.src[1][1] + b1, c00, c01, c10, c11, t.h.lo,
+                    (rows - 1) * g.out_w + t.h.hi);
+      for_each_edge_column<T>(t.h, g.out_w, wq, [&](const EdgeColumn<T>& e) {
+        for (int64_t dy = 0; dy < rows; ++dy) {
+          T value = 0;
+          for (int k = 0; k < 2; ++k) {
+            const T* r0 = r.src[k][0] + dy * wq;
+            const T* r1 = r.src[k][1] + dy * wq;
+            value += t.v.weight[k] *
+                     (e.weight[0] * r0[e.col[0]] + e.weight[1] * r1[e.col[1]]);
+          }
+          d[dy * g.out_w + e.x] = value;
+        }
+      });
     };
     for (int64_t y = s.y0; y < s.y1; ++y) {
       if (t.flat && y == t.ya) {
-        // rows [ya, yb) as one run (the edges it gets wrong are redone
-        // below)
-        const int64_t ys = row(y);
-        sample_interior<T>(dst + y * g.out_w, plane + ys * g.width,
-                           plane + (ys + 1) * g.width, c00, c01, c10, c11,
-                           t.tw.offset, 1, t.lo,
-                           (t.yb - t.ya - 1) * g.out_w + t.hi);
-        for_each_edge_column<T>(
-            t.tw.offset, t.tw.frac, t.lo, t.hi, g.width,
-            [&](const EdgeColumn<T>& e) {
-              for (int64_t y2 = t.ya; y2 < t.yb; ++y2) {
-                const T* r0 = plane + row(y2) * g.width;
-                const T* r1 = r0 + g.width;
-                dst[y2 * g.out_w + e.x] =
-                    uy * (e.w_left * r0[e.left] + e.w_right * r0[e.right]) +
-                    t.th.frac *
-                        (e.w_left * r1[e.left] + e.w_right * r1[e.right]);
-              }
-            });
-        y = t.yb;
-        if (y == s.y1) break;
+        sample(y, t.yb - t.ya);
+        y = t.yb - 1;
+      } else {
+        sample(y, 1);
       }
-      const int64_t ys = row(y);
-      const T* r0 = src(ys);
-      const T* r1 = src(ys + 1);
-      sample_interior<T>(dst + y * g.out_w, r0, r1, c00, c01, c10, c11,
-                         t.tw.offset, g.sw, t.lo, t.hi);
-      sample_edges<T>(dst + y * g.out_w, r0, r1, c00, c01, c10, c11,
-                      t.tw.offset, g.sw, t.lo, t.hi, g.out_w, g.width);
     }
   });
 }
@@ -338,104 +332,65 @@ void build_columns(const Geometry& g, const PlaneRates& pr, const T* input,
 // as in build_columns; the edges of flattened runs are zeroed on the way).
 // Writes only the span's channels of sample n.
 template <typename T>
-void pull_back_columns(const Geometry& g, const PlaneRates& pr, const T* input,
-                       const T* zeros, T* sink, T* col_grad, int64_t ld,
-                       const Span& s, T* grad_input, double* grad_rate) {
-  const int64_t plane_size = g.height * g.width;
-  const T* image = input + s.n * g.channels * plane_size;
-  for_each_tap<T>(g, pr, s, [&](const TapGeometry<T>& t) {
+void pull_back_columns(const Geometry& g, const PlaneRates& pr,
+                       const Planes<const T*>& image, const T* zeros,
+                       T* sink, T* col_grad, int64_t ld, const Span& s,
+                       const Planes<T*>* grad_image, double* grad_rate) {
+  const int64_t wq = image.wq;
+  for_each_tap<T>(g, pr, image.hq, wq, s, [&](const TapGeometry<T>& t) {
     T* v = col_grad + ((t.c * g.kh + t.i) * g.kw + t.j) * ld - s.y0 * g.out_w;
-    const T* plane = image + t.c * plane_size;
-    T* gplane = grad_input == nullptr
-                    ? nullptr
-                    : grad_input + (s.n * g.channels + t.c) * plane_size;
-    const T fy = t.th.frac, fx = t.tw.frac;
-    const T uy = T(1) - fy, ux = T(1) - fx;
+    const int64_t b0 = t.h.start[0], b1 = t.h.start[1];
     // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx, with the
     // interpolant's derivatives expanded over the four neighbours.
-    const T sy = t.th.slope, sx = t.tw.slope;
+    const T sy = t.v.slope, sx = t.h.slope;
     const bool rate = grad_rate != nullptr && (sy != T(0) || sx != T(0));
-    const T e00 = -sy * ux - sx * uy, e01 = -sy * fx + sx * uy,
-            e10 = sy * ux - sx * fy, e11 = sy * fx + sx * fy;
-    const int64_t off = t.tw.offset;
+    T e[2][2];
+    for (int k = 0; k < 2; ++k)
+      for (int l = 0; l < 2; ++l)
+        e[k][l] = sy * (k == 0 ? T(-1) : T(1)) * t.h.weight[l] +
+                  sx * t.v.weight[k] * (l == 0 ? T(-1) : T(1));
     double acc = 0;
-    // One output row (checked edges; the interior too unless flattened).
-    auto one_row = [&](int64_t y, bool with_interior) {
-      const int64_t ys = y * g.sh + t.th.offset;
-      const bool v0 = ys >= 0 && ys < g.height;
-      const bool v1 = ys + 1 >= 0 && ys + 1 < g.height;
+    // Rows [y, y + rows) as in build_columns: edge columns first, then
+    // their entries of v are zeroed so that the run's wrapped reads and
+    // writes at them add nothing (v is this call's own scratch).
+    auto pull_back = [&](int64_t y, int64_t rows) {
       T* vy = v + y * g.out_w;
-      if (gplane != nullptr) {
-        // rows outside the image receive their share in a scratch row
-        T* g0 = v0 ? gplane + ys * g.width : sink;
-        T* g1 = v1 ? gplane + (ys + 1) * g.width : sink;
-        scatter_edges<T>(g0, vy, uy * ux, uy * fx, off, g.sw, t.lo, t.hi,
-                         g.out_w, g.width);
-        scatter_edges<T>(g1, vy, fy * ux, fy * fx, off, g.sw, t.lo, t.hi,
-                         g.out_w, g.width);
-        if (with_interior) {
-          scatter_interior<T>(g0, vy, uy * ux, uy * fx, off, g.sw, t.lo,
-                              t.hi);
-          scatter_interior<T>(g1, vy, fy * ux, fy * fx, off, g.sw, t.lo,
-                              t.hi);
-        }
-      }
-      if (rate) {
-        const T* r0 = v0 ? plane + ys * g.width : zeros;
-        const T* r1 = v1 ? plane + (ys + 1) * g.width : zeros;
-        acc += dot_edges<T>(vy, r0, r1, e00, e01, e10, e11, off, g.sw, t.lo,
-                            t.hi, g.out_w, g.width);
-        if (with_interior)
-          acc += dot_interior<T>(vy, r0, r1, e00, e01, e10, e11, off, g.sw,
-                                 t.lo, t.hi);
-      }
-    };
-    for (int64_t y = s.y0; y < s.y1; ++y) {
-      if (!(t.flat && y == t.ya)) {
-        one_row(y, true);
-        continue;
-      }
-      // Rows [ya, yb) as one run: edge columns first, then their entries of
-      // v are zeroed so that the run's wrapped reads and writes at them add
-      // nothing (v is this call's own scratch).
-      for_each_edge_column<T>(off, fx, t.lo, t.hi, g.width, [&](
-                                                                const
-                                                                EdgeColumn<T>&
-                                                                    e) {
-        for (int64_t y2 = t.ya; y2 < t.yb; ++y2) {
-          T* vy = v + y2 * g.out_w + e.x;
-          const int64_t ys2 = y2 + t.th.offset;
-          if (gplane != nullptr) {
-            T* g0 = gplane + ys2 * g.width;
-            T* g1 = g0 + g.width;
-            g0[e.left] += uy * e.w_left * *vy;
-            g0[e.right] += uy * e.w_right * *vy;
-            g1[e.left] += fy * e.w_left * *vy;
-            g1[e.right] += fy * e.w_right * *vy;
-          }
-          if (rate) {
-            const T* a = plane + ys2 * g.width;
-            const T* b = a + g.width;
-            acc += *vy * (e.in_left * (e00 * a[e.left] + e10 * b[e.left]) +
-                          e.in_right * (e01 * a[e.right] + e11 * b[e.right]));
-          }
-          *vy = T(0);
+      const auto r = source_rows<T>(image, t, s.n, y, zeros, wq);
+      SourceRows<T*> gr;
+      if (grad_image != nullptr)
+        gr = source_rows<T>(*grad_image, t, s.n, y, sink, wq);
+      for_each_edge_column<T>(t.h, g.out_w, wq, [&](const EdgeColumn<T>& ec) {
+        for (int64_t dy = 0; dy < rows; ++dy) {
+          T& ve = vy[dy * g.out_w + ec.x];
+          for (int k = 0; k < 2; ++k)
+            for (int l = 0; l < 2; ++l) {
+              if (grad_image != nullptr)
+                gr.src[k][l][dy * wq + ec.col[l]] +=
+                    t.v.weight[k] * ec.weight[l] * ve;
+              if (rate)
+                acc += ve * e[k][l] * ec.inside[l] *
+                       r.src[k][l][dy * wq + ec.col[l]];
+            }
+          ve = T(0);
         }
       });
-      const int64_t ys = t.ya + t.th.offset;
-      const int64_t end = (t.yb - t.ya - 1) * g.out_w + t.hi;
-      T* vy = v + t.ya * g.out_w;
-      if (gplane != nullptr) {
-        scatter_interior<T>(gplane + ys * g.width, vy, uy * ux, uy * fx, off,
-                            1, t.lo, end);
-        scatter_interior<T>(gplane + (ys + 1) * g.width, vy, fy * ux,
-                            fy * fx, off, 1, t.lo, end);
-      }
+      const int64_t hi = (rows - 1) * g.out_w + t.h.hi;
+      if (grad_image != nullptr)
+        for (int k = 0; k < 2; ++k)
+          scatter_run<T>(gr.src[k][0] + b0, gr.src[k][1] + b1, vy,
+                         t.coeff(k, 0), t.coeff(k, 1), t.h.lo, hi);
       if (rate)
-        acc += dot_interior<T>(vy, plane + ys * g.width,
-                               plane + (ys + 1) * g.width, e00, e01, e10, e11,
-                               off, 1, t.lo, end);
-      y = t.yb - 1;
+        acc += dot_run<T>(vy, r.src[0][0] + b0, r.src[0][1] + b1,
+                          r.src[1][0] + b0, r.src[1][1] + b1, e[0][0],
+                          e[0][1], e[1][0], e[1][1], t.h.lo, hi);
+    };
+    for (int64_t y = s.y0; y < s.y1; ++y) {
+      if (t.flat && y == t.ya) {
+        pull_back(y, t.yb - t.ya);
+        y = t.yb - 1;
+      } else {
+        pull_back(y, 1);
+      }
     }
     if (rate) grad_rate[s.n * g.channels + t.c] += acc;
   });
@@ -539,26 +494,82 @@ int64_t thread_slot(int64_t slots) {
   return std::min<int64_t>(at::get_thread_num(), slots - 1);
 }
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Phase plane (p, q) of an image: its rows p, p + sh, ... and columns
+// q, q + sw, ... (a strided view).
+at::Tensor phase_view(const at::Tensor& image, int64_t p, int64_t q,
+                      const Geometry& g) {
+  return image.slice(2, p, g.height, g.sh).slice(3, q, g.width, g.sw);
+}
+
+// The input as phase planes (see Planes): itself with stride 1, else a
+// deinterleaved copy, one pass over the input.
+at::Tensor to_phase_planes(const at::Tensor& input, const Geometry& g) {
+  if (g.sh == 1 && g.sw == 1) return input;
+  const int64_t hq = ceil_div(g.height, g.sh), wq = ceil_div(g.width, g.sw);
+  const bool ragged = g.height % g.sh != 0 || g.width % g.sw != 0;
+  const std::vector<int64_t> shape{g.num, g.channels, g.sh, g.sw, hq, wq};
+  // odd sizes: the plane elements beyond the image stay zero
+  at::Tensor planes = ragged ? at::zeros(shape, input.options())
+                             : at::empty(shape, input.options());
+  for (int64_t p = 0; p < g.sh; ++p)
+    for (int64_t q = 0; q < g.sw; ++q) {
+      const at::Tensor src = phase_view(input, p, q, g);
+      planes.select(2, p).select(2, q)
+          .narrow(2, 0, src.size(2))
+          .narrow(3, 0, src.size(3))
+          .copy_(src);
+    }
+  return planes;
+}
+
+// The inverse of to_phase_planes (for the input gradient).
+at::Tensor from_phase_planes(const at::Tensor& planes, const Geometry& g) {
+  if (g.sh == 1 && g.sw == 1)
+    return planes.view({g.num, g.channels, g.height, g.width});
+  at::Tensor image =
+      at::empty({g.num, g.channels, g.height, g.width}, planes.options());
+  for (int64_t p = 0; p < g.sh; ++p)
+    for (int64_t q = 0; q < g.sw; ++q) {
+      at::Tensor dst = phase_view(image, p, q, g);
+      dst.copy_(planes.select(2, p).select(2, q)
+                    .narrow(2, 0, dst.size(2))
+                    .narrow(3, 0, dst.size(3)));
+    }
+  return image;
+}
+
+template <typename P>
+Planes<P> planes_of(P data, const Geometry& g) {
+  return {data, g.channels, g.sh, g.sw, ceil_div(g.height, g.sh),
+          ceil_div(g.width, g.sw)};
+}
+
 // What one call works on; the tensors are detached and contiguous.
 template <typename T>
 struct Problem {
   Geometry g;
   PlaneRates pr;
-  const T* input;
-  const T* zeros;  // a zero row: the source of rows outside the image
-  at::Tensor wmat;  // (C_out, C_in * kh * kw)
+  at::Tensor planes;  // the input as phase planes
+  Planes<const T*> image;
+  at::Tensor zeros;  // two zero rows: the source of rows outside the image
+  at::Tensor wmat;   // (C_out, C_in * kh * kw)
   int64_t block_bytes;
 };
 
-// input: detached and contiguous; zeros: a zero row of the input's width.
+// input: detached and contiguous.
 template <typename T>
 Problem<T> make_problem(const Geometry& g, const at::Tensor& input,
                         const at::Tensor& weight, const at::Tensor& rates,
-                        const at::Tensor& zeros, int64_t block_bytes) {
+                        int64_t block_bytes) {
+  at::Tensor planes = to_phase_planes(input, g);
+  const auto image = planes_of<const T*>(planes.data_ptr<T>(), g);
   return {g,
           plane_rates(rates, g),
-          input.data_ptr<T>(),
-          zeros.data_ptr<T>(),
+          planes,
+          image,
+          at::zeros({2 * image.wq}, input.options()),
           weight.detach().contiguous().view({g.out_channels, g.cols()}),
           block_bytes};
 }
@@ -593,7 +604,8 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
       const int64_t q1 = std::min(q0 + rows, flat_rows);
       const int64_t len = (q1 - q0) * g.out_w;
       for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-        build_columns<T>(g, pb.pr, pb.input, pb.zeros, s, col + offset, len);
+        build_columns<T>(g, pb.pr, pb.image, pb.zeros.template data_ptr<T>(),
+                         s, col + offset, len);
       });
       const at::Tensor res = gemm_nt(
           pb.wmat, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len})
@@ -626,11 +638,10 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
   c10::optional<at::Tensor> bias;
   if (bias_.has_value() && bias_->defined())
     bias = bias_->detach().contiguous().view({g.out_channels, 1});
-  const at::Tensor zeros = at::zeros({g.width}, input.options());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_forward", [&] {
     forward_row_blocks(
-        make_problem<scalar_t>(g, input, weight_, rates, zeros, block_bytes),
-        out2, bias);
+        make_problem<scalar_t>(g, input, weight_, rates, block_bytes), out2,
+        bias);
   });
   return out;
 }
@@ -639,7 +650,7 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
 // needed.
 template <typename T>
 struct Gradients {
-  T* input;       // (N, C_in, H, W), zero-initialised, scattered into
+  T* input;  // input gradient as phase planes, zero-initialised, scattered
   double* rho;    // (N, C_in) rate gradient of each plane
   bool weight;    // whether to compute the weight gradient
   at::Tensor weight_grad;  // (C_out, C_in * kh * kw), set by the backward
@@ -667,7 +678,8 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
   rows = std::clamp<int64_t>((g.num + slots - 1) / slots * g.out_h, 1, rows);
   const auto opts = grad_out.options();
   at::Tensor col_buf = at::empty({slots, g.cols() * rows * g.out_w}, opts);
-  at::Tensor sinks = at::empty({slots, g.width}, opts);
+  // rows outside the image receive their share in scratch rows
+  at::Tensor sinks = at::empty({slots, 2 * pb.image.wq}, opts);
   std::vector<at::Tensor> weight_acc(slots);
   // Samples [n0, n1), block by block, with the slot's scratch buffers.
   auto samples = [&](int64_t n0, int64_t n1, int64_t slot) {
@@ -685,7 +697,8 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
       const at::Tensor go = at::cat(parts, 1);  // (C_out, len)
       if (grads.weight) {
         for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-          build_columns<T>(g, pb.pr, pb.input, pb.zeros, s, col + offset,
+          build_columns<T>(g, pb.pr, pb.image,
+                           pb.zeros.template data_ptr<T>(), s, col + offset,
                            len);
         });
         at::Tensor gw = gemm_nt(
@@ -698,9 +711,12 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
       if (grads.input != nullptr || grads.rho != nullptr) {
         const at::Tensor gcols = gemm_nt(wmat_t, go.t()).contiguous();
         T* gc = gcols.data_ptr<T>();
+        const auto grad_image = planes_of<T*>(grads.input, g);
         for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-          pull_back_columns<T>(g, pb.pr, pb.input, pb.zeros, sink,
-                               gc + offset, len, s, grads.input, grads.rho);
+          pull_back_columns<T>(
+              g, pb.pr, pb.image, pb.zeros.template data_ptr<T>(), sink,
+              gc + offset, len, s,
+              grads.input == nullptr ? nullptr : &grad_image, grads.rho);
         });
       }
     }
@@ -740,13 +756,16 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
       {g.num, g.out_channels, g.pixels()});
   const auto opts = input.options();
   at::Tensor grad_input, grad_weight, grad_rates, grad_rho;
-  if (need_input) grad_input = at::zeros_like(input);
+  if (need_input) {
+    grad_input = at::zeros({g.num, g.channels, g.sh, g.sw,
+                            ceil_div(g.height, g.sh), ceil_div(g.width, g.sw)},
+                           opts);
+  }
   if (need_rates)
     grad_rho = at::zeros({g.num, g.channels}, opts.dtype(at::kDouble));
-  const at::Tensor zeros = at::zeros({g.width}, opts);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_backward", [&] {
     const auto pb =
-        make_problem<scalar_t>(g, input, weight_, rates, zeros, block_bytes);
+        make_problem<scalar_t>(g, input, weight_, rates, block_bytes);
     Gradients<scalar_t> grads{
         need_input ? grad_input.data_ptr<scalar_t>() : nullptr,
         need_rates ? grad_rho.data_ptr<double>() : nullptr, need_weight,
@@ -754,6 +773,7 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
     backward_row_blocks(pb, grad_out, grads);
     grad_weight = grads.weight_grad;
   });
+  if (need_input) grad_input = from_phase_planes(grad_input, g);
   if (need_weight) {
     grad_weight = grad_weight.defined() ? grad_weight.view_as(weight_)
                                         : at::zeros_like(weight_);
