@@ -108,14 +108,18 @@ def _inputs(geometry, seed):
 def test_native_equals_reference_float64(geometry, rates, block_bytes,
                                          monkeypatch):
     """Values and input/weight/rate/bias gradients to 1e-12. Tiny blocks
-    (block_bytes=1: runs of 256 pixels that span samples) and whole-batch
-    blocks take different paths."""
+    (block_bytes=1: runs of 256 pixels that span samples, and the row-block
+    backward) and whole-batch blocks (with the channel-chunk backward) take
+    different paths."""
     monkeypatch.setattr(native_cpu, 'BLOCK_BYTES', block_bytes)
     num, cin, cout, h, w, k, s, p, d, g = geometry
     gen, x, weight = _inputs(geometry,
                              zlib.crc32(repr((geometry, rates)).encode()))
     bias = torch.randn(cout, generator=gen, dtype=torch.float64)
     r = _rates(rates, num, g, gen)
+    schedule = native_cpu._adc_cpu.backward_schedule(x, weight, r, s, p, d,
+                                                     block_bytes)
+    assert schedule == ('rows' if block_bytes == 1 else 'channels')
     out_shape = F.conv2d(x, weight, None, s, p, d).shape
     grad_out = torch.randn(out_shape, generator=gen, dtype=torch.float64)
     wrt = ('x', 'w', 'r', 'b')

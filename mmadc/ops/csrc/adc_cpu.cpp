@@ -20,9 +20,11 @@
 //
 // The tap columns are built per block of output rows, sized to stay in the
 // L2 cache, and consumed at once by a GEMM (as in an im2col convolution),
-// so the 9x-sized tap image never goes through main memory. The backward recomputes the columns (nothing but the input, weight
-// and rates is saved) and applies the adjoint of the sampling (a scatter
-// into rows the calling thread owns) in the same walk as the rate gradient.
+// so the 9x-sized tap image never goes through main memory. The backward
+// recomputes the columns (nothing but the input, weight and rates is saved)
+// and applies the adjoint of the sampling (a scatter into rows the calling
+// thread owns) in the same walk as the rate gradient. Late stages (few
+// pixels, many channels) split the backward by channels instead.
 //
 // Reads outside the image use zero weights or a zero row rather than
 // branches, so a non-finite input value can reach outputs through a zero
@@ -285,7 +287,7 @@ ADC_HOT_LOOP double dot_run(const T* __restrict v, const T* __restrict s00,
 }
 
 // Tap columns of a span: column (c, i, j) of output (y, x) goes to
-// col[((c * kh + i) * kw + j) * ld + (y - y0) * W_out + x].
+// col[(((c - c0) * kh + i) * kw + j) * ld + (y - y0) * W_out + x].
 template <typename T>
 void build_columns(const Geometry& g, const PlaneRates& pr,
                    const Planes<const T*>& image, const T* zeros,
@@ -295,7 +297,8 @@ void build_columns(const Geometry& g, const PlaneRates& pr,
     const T c00 = t.coeff(0, 0), c01 = t.coeff(0, 1), c10 = t.coeff(1, 0),
             c11 = t.coeff(1, 1);
     const int64_t b0 = t.h.start[0], b1 = t.h.start[1];
-    T* dst = col + ((t.c * g.kh + t.i) * g.kw + t.j) * ld - s.y0 * g.out_w;
+    T* dst = col + (((t.c - s.c0) * g.kh + t.i) * g.kw + t.j) * ld -
+             s.y0 * g.out_w;
     // Rows [y, y + rows) from the source rows of y; with rows > 1 (a flat
     // run) the interior is one loop and the edge columns are redone.
     auto sample = [&](int64_t y, int64_t rows) {
@@ -338,7 +341,8 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
                        const Planes<T*>* grad_image, double* grad_rate) {
   const int64_t wq = image.wq;
   for_each_tap<T>(g, pr, image.hq, wq, s, [&](const TapGeometry<T>& t) {
-    T* v = col_grad + ((t.c * g.kh + t.i) * g.kw + t.j) * ld - s.y0 * g.out_w;
+    T* v = col_grad + (((t.c - s.c0) * g.kh + t.i) * g.kw + t.j) * ld -
+           s.y0 * g.out_w;
     const int64_t b0 = t.h.start[0], b1 = t.h.start[1];
     // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx, with the
     // interpolant's derivatives expanded over the four neighbours.
@@ -739,6 +743,82 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
   }
 }
 
+// Channels per chunk of the channel schedule: its columns over all pixels
+// take about block_bytes. Zero where that is fewer than min_channels (the
+// GEMMs would be too thin): there the row-block schedule is used.
+int64_t channels_per_chunk(const Geometry& g, int64_t elem,
+                           int64_t block_bytes) {
+  constexpr int64_t min_channels = 16;
+  const int64_t bytes = g.kh * g.kw * g.num * g.pixels() * elem;
+  if (bytes == 0) return 0;  // an empty batch: nothing to do
+  const int64_t chunk = block_bytes / bytes;
+  if (chunk < std::min(min_channels, g.channels)) return 0;
+  // as many chunks as a multiple of the thread count, for balance
+  const int64_t threads = at::get_num_threads();
+  int64_t chunks = ceil_div(g.channels, std::min(chunk, g.channels));
+  chunks = std::min(g.channels, ceil_div(chunks, threads) * threads);
+  return ceil_div(g.channels, chunks);
+}
+
+// The backward of late stages (few pixels, many channels): each thread
+// takes chunks of input channels over all samples. A chunk's weight
+// gradient is its own slice of the weight gradient, one GEMM over all
+// pixels (no per-block weight-sized temporaries), and the chunk's columns
+// and column gradients stay in the L2 cache.
+template <typename T>
+void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
+                             int64_t chunk, Gradients<T>& grads) {
+  const Geometry& g = pb.g;
+  const int64_t taps = g.kh * g.kw, pixels = g.num * g.pixels();
+  // (C_out, N * H_out * W_out)
+  const at::Tensor go = grad_out.permute({1, 0, 2}).reshape(
+      {g.out_channels, pixels});
+  const at::Tensor wmat_t = pb.wmat.t().contiguous();
+  if (grads.weight)
+    grads.weight_grad = at::empty({g.out_channels, g.cols()}, go.options());
+  const int64_t threads = at::get_num_threads();
+  at::Tensor col_buf = at::empty({threads, chunk * taps * pixels},
+                                 go.options());
+  at::Tensor sinks = at::empty({threads, 2 * pb.image.wq}, go.options());
+  const auto grad_image = planes_of<T*>(grads.input, g);
+  const T* zeros = pb.zeros.template data_ptr<T>();
+  const at::ThreadLocalState state;  // see forward_row_blocks
+  at::parallel_for(
+      0, ceil_div(g.channels, chunk), 1, [&](int64_t begin, int64_t end) {
+        at::ThreadLocalStateGuard guard(state);
+        const int64_t slot = thread_slot(threads);
+        T* col = col_buf[slot].data_ptr<T>();
+        T* sink = sinks[slot].data_ptr<T>();
+        for (int64_t k = begin; k < end; ++k) {
+          const int64_t c0 = k * chunk;
+          const int64_t c1 = std::min(c0 + chunk, g.channels);
+          const int64_t rows = (c1 - c0) * taps;
+          auto span = [&](int64_t n) {
+            return Span{n, 0, g.out_h, c0, c1};
+          };
+          if (grads.weight) {
+            for (int64_t n = 0; n < g.num; ++n)
+              build_columns<T>(g, pb.pr, pb.image, zeros, span(n),
+                               col + n * g.pixels(), pixels);
+            grads.weight_grad.narrow(1, c0 * taps, rows)
+                .copy_(gemm_nt(go, col_buf[slot]
+                                       .narrow(0, 0, rows * pixels)
+                                       .view({rows, pixels})));
+          }
+          if (grads.input != nullptr || grads.rho != nullptr) {
+            const at::Tensor gcols =
+                gemm_nt(wmat_t.narrow(0, c0 * taps, rows), go.t())
+                    .contiguous();
+            for (int64_t n = 0; n < g.num; ++n)
+              pull_back_columns<T>(
+                  g, pb.pr, pb.image, zeros, sink,
+                  gcols.data_ptr<T>() + n * g.pixels(), pixels, span(n),
+                  grads.input == nullptr ? nullptr : &grad_image, grads.rho);
+          }
+        }
+      });
+}
+
 // Returns {grad_input, grad_weight, grad_rates} (undefined when not needed).
 std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
                                  const at::Tensor& input_,
@@ -770,7 +850,12 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
         need_input ? grad_input.data_ptr<scalar_t>() : nullptr,
         need_rates ? grad_rho.data_ptr<double>() : nullptr, need_weight,
         at::Tensor()};
-    backward_row_blocks(pb, grad_out, grads);
+    const int64_t chunk =
+        channels_per_chunk(g, sizeof(scalar_t), block_bytes);
+    if (chunk > 0)
+      backward_channel_chunks(pb, grad_out, chunk, grads);
+    else
+      backward_row_blocks(pb, grad_out, grads);
     grad_weight = grads.weight_grad;
   });
   if (need_input) grad_input = from_phase_planes(grad_input, g);
@@ -783,6 +868,19 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
                      .sum(2)
                      .to(rates.scalar_type());
   return {grad_input, grad_weight, grad_rates};
+}
+
+// Which backward schedule a call takes: "channels" or "rows" (for tests).
+std::string backward_schedule(const at::Tensor& input,
+                              const at::Tensor& weight,
+                              const at::Tensor& rates, at::IntArrayRef stride,
+                              at::IntArrayRef padding,
+                              at::IntArrayRef dilation, int64_t block_bytes) {
+  const Geometry g =
+      make_geometry(input, weight, rates, stride, padding, dilation);
+  return channels_per_chunk(g, input.element_size(), block_bytes) > 0
+             ? "channels"
+             : "rows";
 }
 
 }  // namespace
@@ -802,4 +900,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("rates"), py::arg("stride"), py::arg("padding"),
         py::arg("dilation"), py::arg("need_input"), py::arg("need_weight"),
         py::arg("need_rates"), py::arg("block_bytes"));
+  m.def("backward_schedule", &backward_schedule,
+        "Which backward schedule a call takes: 'channels' or 'rows'",
+        py::arg("input"), py::arg("weight"), py::arg("rates"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("block_bytes"));
 }
