@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 // The innermost loops are also compiled for AVX2 + FMA (x86-64-v3), picked
@@ -143,261 +144,325 @@ struct Span {
   int64_t n, y0, y1, c0, c1;
 };
 
-// One tap (c, i, j) of a span: its vertical and horizontal axis taps and
-// the rows [ya, yb) of the span whose two source rows are inside the plane.
+// The sampling is separable: tap (i, j) of output row y is the vertical
+// interpolation, between rows y + start_v[k] (k = 0, 1), of row buffers
+// that hold the horizontal interpolation of tap column j:
+//   H[j][p][row][x] = sum_l w_l P(p, q_l)[row][x + start_h[l]]
+// (zero outside the plane). H rows are as long as output rows, so the nine
+// vertical passes are single loops over a whole block with nothing to
+// check; only the three horizontal passes per channel see the image's
+// edges. The backward goes the other way: vertical adjoints into row
+// buffers U[j][p], then one horizontal adjoint per row into the input
+// gradient; the rate gradient needs, besides H, the horizontal differences
+//   D[j][p][row][x] = P(p, q_1)[row][x + start_h[1]]
+//                     - P(p, q_0)[row][x + start_h[0]].
+
+// The taps of one channel of a span, and the window of phase-plane rows
+// [r0, r1) that its vertical taps read (rows outside [0, hq) are zero).
 template <typename T>
-struct TapGeometry {
-  int64_t c, i, j;
-  const AxisTap<T>& v;
-  const AxisTap<T>& h;
-  int64_t ya, yb;
-  // Rows [ya, yb) can be processed as one flattened row: output rows as
-  // long as the planes' rows, so output (y, x) and each source
-  // (y + start, x + start') advance together through memory.
-  bool flat;
-  T coeff(int k, int l) const { return v.weight[k] * h.weight[l]; }
+struct ChannelTaps {
+  std::vector<AxisTap<T>> v, h;  // kh vertical, kw horizontal taps
+  int64_t r0, r1;
+  int64_t rows() const { return r1 - r0; }
 };
 
-template <typename T, typename Fn>
-void for_each_tap(const Geometry& g, const PlaneRates& pr, int64_t hq,
-                  int64_t wq, const Span& s, Fn&& fn) {
-  const bool flat_rows = wq == g.out_w;
-  std::vector<AxisTap<T>> horizontal(g.kw);
-  for (int64_t c = s.c0; c < s.c1; ++c) {
-    const int64_t plane = s.n * g.channels + c;
-    for (int64_t j = 0; j < g.kw; ++j)
-      horizontal[j] = axis_tap<T>(pr.w[plane], j - g.kw / 2, g.base_x(),
-                                  g.dw, g.sw, wq, g.out_w);
-    for (int64_t i = 0; i < g.kh; ++i) {
-      const auto v = axis_tap<T>(pr.h[plane], i - g.kh / 2, g.base_y(), g.dh,
-                                 g.sh, hq, g.out_h);
-      const int64_t ya = std::clamp(v.lo, s.y0, s.y1);
-      const int64_t yb = std::clamp(v.hi, ya, s.y1);
-      for (int64_t j = 0; j < g.kw; ++j) {
-        const auto& h = horizontal[j];
-        fn(TapGeometry<T>{c, i, j, v, h, ya, yb,
-                          flat_rows && h.hi > h.lo && yb > ya});
-      }
+template <typename T>
+void channel_taps(const Geometry& g, const PlaneRates& pr, int64_t hq,
+                  int64_t wq, const Span& s, int64_t c, ChannelTaps<T>* t) {
+  const int64_t plane = s.n * g.channels + c;
+  t->v.resize(g.kh);
+  t->h.resize(g.kw);
+  for (int64_t j = 0; j < g.kw; ++j)
+    t->h[j] = axis_tap<T>(pr.w[plane], j - g.kw / 2, g.base_x(), g.dw, g.sw,
+                          wq, g.out_w);
+  t->r0 = s.y0;
+  t->r1 = s.y1;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    auto& v = t->v[i];
+    v = axis_tap<T>(pr.h[plane], i - g.kh / 2, g.base_y(), g.dh, g.sh, hq,
+                    g.out_h);
+    for (int k = 0; k < 2; ++k) {
+      // A neighbour whose rows are all outside the plane reads zero rows
+      // whatever its start: keep the window small under huge rates.
+      v.start[k] = std::clamp<int64_t>(v.start[k], -s.y1, hq - s.y0);
+      t->r0 = std::min(t->r0, s.y0 + v.start[k]);
+      t->r1 = std::max(t->r1, s.y1 + v.start[k]);
     }
   }
 }
 
-// An output column outside [h.lo, h.hi): its two source columns clamped
-// into the row, with the weight of a column outside it set to zero, so that
-// edge columns need no bounds checks either.
+// Scratch row buffers of the calling thread, [j][p][row - r0][x].
 template <typename T>
-struct EdgeColumn {
-  int64_t x;
-  int64_t col[2];
-  T inside[2];  // 1 for a source column inside the row, else 0
-  T weight[2];  // inside * interpolation weight
-};
-
-template <typename T, typename Fn>
-void for_each_edge_column(const AxisTap<T>& h, int64_t out_w, int64_t wq,
-                          Fn&& fn) {
-  auto column = [&](int64_t x) {
-    EdgeColumn<T> e;
-    e.x = x;
-    for (int l = 0; l < 2; ++l) {
-      const int64_t xs = x + h.start[l];
-      e.col[l] = std::clamp<int64_t>(xs, 0, wq - 1);
-      e.inside[l] = T(xs >= 0 && xs < wq);
-      e.weight[l] = e.inside[l] * h.weight[l];
-    }
-    fn(e);
-  };
-  for (int64_t x = 0; x < h.lo; ++x) column(x);
-  for (int64_t x = h.hi; x < out_w; ++x) column(x);
-}
-
-// The source rows of a tap: src[k][l] is the row of vertical neighbour k in
-// the phase plane of horizontal neighbour l (not yet offset by the column
-// start), a zero row where the source row is outside the plane.
-template <typename P>
-struct SourceRows {
-  P src[2][2];
-};
-
-template <typename T, typename P>
-SourceRows<P> source_rows(const Planes<P>& planes, const TapGeometry<T>& t,
-                          int64_t n, int64_t y, P outside, int64_t wq) {
-  SourceRows<P> r;
-  for (int k = 0; k < 2; ++k) {
-    const int64_t ys = y + t.v.start[k];
-    const bool in = ys >= 0 && ys < planes.hq;
-    for (int l = 0; l < 2; ++l)
-      r.src[k][l] =
-          in ? planes.plane(n, t.c, t.v.phase[k], t.h.phase[l]) + ys * wq
-             // distinct rows per l: a scatter must not alias itself
-             : outside + l * wq;
+struct RowBuffers {
+  std::vector<T> data;
+  int64_t phases = 0, rows = 0, width = 0;
+  void reset(int64_t taps, int64_t phases_, int64_t rows_, int64_t width_) {
+    phases = phases_;
+    rows = rows_;
+    width = width_;
+    data.resize(taps * phases * rows * width);
   }
-  return r;
-}
+  T* row(int64_t j, int64_t p, int64_t r) {
+    return data.data() + ((j * phases + p) * rows + r) * width;
+  }
+};
 
-// dst[x] = sum_kl c[k][l] s[k][l][x] over x in [lo, hi), where the s are
-// source rows offset by their column starts (inside the plane there).
+// out[x] = a[x] w0 + b[x] w1 over [0, n).
 template <typename T>
-ADC_HOT_LOOP void sample_run(T* __restrict dst, const T* __restrict s00,
-                             const T* __restrict s01,
-                             const T* __restrict s10,
-                             const T* __restrict s11, T c00, T c01, T c10,
-                             T c11, int64_t lo, int64_t hi) {
+ADC_HOT_LOOP void lerp_run(T* __restrict out, const T* __restrict a,
+                           const T* __restrict b, T w0, T w1, int64_t n) {
 #pragma omp simd
-  for (int64_t x = lo; x < hi; ++x)
-    dst[x] = c00 * s00[x] + c01 * s01[x] + c10 * s10[x] + c11 * s11[x];
+  for (int64_t x = 0; x < n; ++x) out[x] = w0 * a[x] + w1 * b[x];
 }
 
-// The adjoint of one vertical neighbour's share of sample_run:
-// g0[x] += a v[x], g1[x] += b v[x] (g0, g1 offset by their column starts).
-// Stride 1: g1 = g0 + 1 is the same row, written as a gather over
-// destinations so that it vectorises.
+// out[x] += w v[x] over [0, n).
 template <typename T>
-ADC_HOT_LOOP void scatter_run(T* g0, T* g1, const T* __restrict v, T a, T b,
-                              int64_t lo, int64_t hi) {
+ADC_HOT_LOOP void axpy_run(T* __restrict out, const T* __restrict v, T w,
+                           int64_t n) {
+#pragma omp simd
+  for (int64_t x = 0; x < n; ++x) out[x] += w * v[x];
+}
+
+// sum_x v[x] (sy (h1[x] - h0[x]) + sx0 d0[x] + sx1 d1[x]) over [0, n): the
+// rate derivative of a tap (sx_k = slope_w * w_k).
+template <typename T>
+ADC_HOT_LOOP double rate_dot_run(const T* __restrict v,
+                                 const T* __restrict h0,
+                                 const T* __restrict h1,
+                                 const T* __restrict d0,
+                                 const T* __restrict d1, T sy, T sx0, T sx1,
+                                 int64_t n) {
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t x = 0; x < n; ++x)
+    acc += v[x] * (sy * (h1[x] - h0[x]) + sx0 * d0[x] + sx1 * d1[x]);
+  return acc;
+}
+
+// Interior of the horizontal pass: h[x] = w0 s0[x] + w1 s1[x] and, when d
+// is given, d[x] = s1[x] - s0[x] over [lo, hi) (s offset by their starts).
+template <typename T>
+ADC_HOT_LOOP void horizontal_run(T* __restrict h, T* __restrict d,
+                                 const T* __restrict s0,
+                                 const T* __restrict s1, T w0, T w1,
+                                 int64_t lo, int64_t hi) {
+  if (d == nullptr) {
+#pragma omp simd
+    for (int64_t x = lo; x < hi; ++x) h[x] = w0 * s0[x] + w1 * s1[x];
+  } else {
+#pragma omp simd
+    for (int64_t x = lo; x < hi; ++x) {
+      h[x] = w0 * s0[x] + w1 * s1[x];
+      d[x] = s1[x] - s0[x];
+    }
+  }
+}
+
+// The adjoint of one horizontal pass: g0[x] += w0 u[x], g1[x] += w1 u[x]
+// over [lo, hi) (g offset by their starts). Stride 1: g1 = g0 + 1 is the
+// same row, written as a gather over destinations so that it vectorises.
+template <typename T>
+ADC_HOT_LOOP void horizontal_adjoint_run(T* g0, T* g1, const T* __restrict u,
+                                         T w0, T w1, int64_t lo, int64_t hi) {
   if (hi <= lo) return;
   if (g1 == g0 + 1) {
-    g0[lo] += a * v[lo];
+    g0[lo] += w0 * u[lo];
 #pragma omp simd
-    for (int64_t x = lo + 1; x < hi; ++x) g0[x] += a * v[x] + b * v[x - 1];
-    g0[hi] += b * v[hi - 1];
+    for (int64_t x = lo + 1; x < hi; ++x) g0[x] += w0 * u[x] + w1 * u[x - 1];
+    g0[hi] += w1 * u[hi - 1];
   } else {
-    // distinct phase planes, or distinct outside rows (source_rows)
+    // distinct phase planes
     T* __restrict r0 = g0;
     T* __restrict r1 = g1;
 #pragma omp simd
     for (int64_t x = lo; x < hi; ++x) {
-      r0[x] += a * v[x];
-      r1[x] += b * v[x];
+      r0[x] += w0 * u[x];
+      r1[x] += w1 * u[x];
     }
   }
 }
 
-// sum_x v[x] sum_kl e[k][l] s[k][l][x] over [lo, hi) (the rate gradient).
+// The horizontal pass of tap column h over rows [0, rows) of a pair of
+// phase planes (source rows s0, s1 of pitch wq, from the window's first
+// plane row): fills hout (and dout if given), rows of out_w. With rows as
+// long as output rows (wq = out_w) the interior is one loop over all rows,
+// and the edge columns, which it gets wrong, are redone.
 template <typename T>
-ADC_HOT_LOOP double dot_run(const T* __restrict v, const T* __restrict s00,
-                            const T* __restrict s01, const T* __restrict s10,
-                            const T* __restrict s11, T e00, T e01, T e10,
-                            T e11, int64_t lo, int64_t hi) {
-  T acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t x = lo; x < hi; ++x)
-    acc += v[x] * (e00 * s00[x] + e01 * s01[x] + e10 * s10[x] + e11 * s11[x]);
-  return acc;
+void horizontal_rows(const AxisTap<T>& h, const T* s0, const T* s1, T* hout,
+                     T* dout, int64_t rows, int64_t out_w, int64_t wq) {
+  if (rows <= 0) return;
+  const int64_t b0 = h.start[0], b1 = h.start[1];
+  const bool flat = wq == out_w && h.hi > h.lo;
+  const T w0 = h.weight[0], w1 = h.weight[1];
+  if (flat) {
+    horizontal_run<T>(hout, dout, s0 + b0, s1 + b1, w0, w1, h.lo,
+                      (rows - 1) * out_w + h.hi);
+  } else {
+    for (int64_t r = 0; r < rows; ++r)
+      horizontal_run<T>(hout + r * out_w,
+                        dout == nullptr ? nullptr : dout + r * out_w,
+                        s0 + r * wq + b0, s1 + r * wq + b1, w0, w1, h.lo,
+                        h.hi);
+  }
+  auto edge_column = [&](int64_t x) {
+    const bool in0 = x + b0 >= 0 && x + b0 < wq;
+    const bool in1 = x + b1 >= 0 && x + b1 < wq;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T a = in0 ? s0[r * wq + x + b0] : T(0);
+      const T b = in1 ? s1[r * wq + x + b1] : T(0);
+      hout[r * out_w + x] = w0 * a + w1 * b;
+      if (dout != nullptr) dout[r * out_w + x] = b - a;
+    }
+  };
+  for (int64_t x = 0; x < h.lo; ++x) edge_column(x);
+  for (int64_t x = h.hi; x < out_w; ++x) edge_column(x);
+}
+
+// The adjoint of horizontal_rows into the gradient rows g0, g1 (pitch wq).
+// Zeroes the edge columns of u (scratch) on the way, so that a flat
+// interior loop adds nothing through them.
+template <typename T>
+void horizontal_adjoint_rows(const AxisTap<T>& h, T* g0, T* g1, T* u,
+                             int64_t rows, int64_t out_w, int64_t wq) {
+  if (rows <= 0) return;
+  const int64_t b0 = h.start[0], b1 = h.start[1];
+  const T w0 = h.weight[0], w1 = h.weight[1];
+  auto edge_column = [&](int64_t x) {
+    const bool in0 = x + b0 >= 0 && x + b0 < wq;
+    const bool in1 = x + b1 >= 0 && x + b1 < wq;
+    for (int64_t r = 0; r < rows; ++r) {
+      T& ur = u[r * out_w + x];
+      if (in0) g0[r * wq + x + b0] += w0 * ur;
+      if (in1) g1[r * wq + x + b1] += w1 * ur;
+      ur = T(0);
+    }
+  };
+  for (int64_t x = 0; x < h.lo; ++x) edge_column(x);
+  for (int64_t x = h.hi; x < out_w; ++x) edge_column(x);
+  if (wq == out_w && h.hi > h.lo) {
+    horizontal_adjoint_run<T>(g0 + b0, g1 + b1, u, w0, w1, h.lo,
+                              (rows - 1) * out_w + h.hi);
+  } else {
+    for (int64_t r = 0; r < rows; ++r)
+      horizontal_adjoint_run<T>(g0 + r * wq + b0, g1 + r * wq + b1,
+                                u + r * out_w, w0, w1, h.lo, h.hi);
+  }
+}
+
+// The window rows of a channel that are inside its phase planes.
+template <typename T>
+std::pair<int64_t, int64_t> rows_inside(const ChannelTaps<T>& t,
+                                        int64_t hq) {
+  const int64_t lo = std::clamp<int64_t>(0, t.r0, t.r1);
+  return {lo, std::clamp(hq, lo, t.r1)};
+}
+
+// H (and D if given) of a channel: every tap column, row phase and window
+// row (zero rows outside the planes).
+template <typename T>
+void horizontal_pass(const Geometry& g, const Planes<const T*>& image,
+                     const Span& s, int64_t c, const ChannelTaps<T>& t,
+                     RowBuffers<T>& hbuf, RowBuffers<T>* dbuf) {
+  const auto [lo, hi] = rows_inside(t, image.hq);
+  for (int64_t j = 0; j < g.kw; ++j)
+    for (int64_t p = 0; p < g.sh; ++p) {
+      T* hrows = hbuf.row(j, p, 0);
+      T* drows = dbuf == nullptr ? nullptr : dbuf->row(j, p, 0);
+      for (T* rows : {hrows, drows}) {
+        if (rows == nullptr) continue;
+        std::fill(rows, rows + (lo - t.r0) * g.out_w, T(0));
+        std::fill(rows + (hi - t.r0) * g.out_w, rows + t.rows() * g.out_w,
+                  T(0));
+      }
+      const auto& h = t.h[j];
+      horizontal_rows<T>(
+          h, image.plane(s.n, c, p, h.phase[0]) + lo * image.wq,
+          image.plane(s.n, c, p, h.phase[1]) + lo * image.wq,
+          hrows + (lo - t.r0) * g.out_w,
+          drows == nullptr ? nullptr : drows + (lo - t.r0) * g.out_w, hi - lo,
+          g.out_w, image.wq);
+    }
 }
 
 // Tap columns of a span: column (c, i, j) of output (y, x) goes to
 // col[(((c - c0) * kh + i) * kw + j) * ld + (y - y0) * W_out + x].
 template <typename T>
 void build_columns(const Geometry& g, const PlaneRates& pr,
-                   const Planes<const T*>& image, const T* zeros,
-                   const Span& s, T* col, int64_t ld) {
-  const int64_t wq = image.wq;
-  for_each_tap<T>(g, pr, image.hq, wq, s, [&](const TapGeometry<T>& t) {
-    const T c00 = t.coeff(0, 0), c01 = t.coeff(0, 1), c10 = t.coeff(1, 0),
-            c11 = t.coeff(1, 1);
-    const int64_t b0 = t.h.start[0], b1 = t.h.start[1];
-    T* dst = col + (((t.c - s.c0) * g.kh + t.i) * g.kw + t.j) * ld -
-             s.y0 * g.out_w;
-    // Rows [y, y + rows) from the source rows of y; with rows > 1 (a flat
-    // run) the interior is one loop and the edge columns are redone.
-    auto sample = [&](int64_t y, int64_t rows) {
-      const auto r = source_rows<T>(image, t, s.n, y, zeros, wq);
-      T* d = dst + y * g.out_w;
-      sample_run<T>(d, r.src[0][0] + b0, r.src[0][1] + b1, r.src[1][0] + b0,
-                    r.src[1][1] + b1, c00, c01, c10, c11, t.h.lo,
-                    (rows - 1) * g.out_w + t.h.hi);
-      for_each_edge_column<T>(t.h, g.out_w, wq, [&](const EdgeColumn<T>& e) {
-        for (int64_t dy = 0; dy < rows; ++dy) {
-          T value = 0;
-          for (int k = 0; k < 2; ++k) {
-            const T* r0 = r.src[k][0] + dy * wq;
-            const T* r1 = r.src[k][1] + dy * wq;
-            value += t.v.weight[k] *
-                     (e.weight[0] * r0[e.col[0]] + e.weight[1] * r1[e.col[1]]);
-          }
-          d[dy * g.out_w + e.x] = value;
-        }
-      });
-    };
-    for (int64_t y = s.y0; y < s.y1; ++y) {
-      if (t.flat && y == t.ya) {
-        sample(y, t.yb - t.ya);
-        y = t.yb - 1;
-      } else {
-        sample(y, 1);
-      }
+                   const Planes<const T*>& image, const Span& s, T* col,
+                   int64_t ld) {
+  thread_local ChannelTaps<T> t;
+  thread_local RowBuffers<T> hbuf;
+  const int64_t len = (s.y1 - s.y0) * g.out_w;
+  for (int64_t c = s.c0; c < s.c1; ++c) {
+    channel_taps<T>(g, pr, image.hq, image.wq, s, c, &t);
+    hbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
+    horizontal_pass<T>(g, image, s, c, t, hbuf, nullptr);
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const auto& v = t.v[i];
+      for (int64_t j = 0; j < g.kw; ++j)
+        lerp_run<T>(col + (((c - s.c0) * g.kh + i) * g.kw + j) * ld,
+                    hbuf.row(j, v.phase[0], s.y0 + v.start[0] - t.r0),
+                    hbuf.row(j, v.phase[1], s.y0 + v.start[1] - t.r0),
+                    v.weight[0], v.weight[1], len);
     }
-  });
+  }
 }
 
 // Input and rate gradients of a span from its column gradients (laid out
-// as in build_columns; the edges of flattened runs are zeroed on the way).
-// Writes only the span's channels of sample n.
+// as in build_columns). Writes only the span's channels of sample n.
 template <typename T>
 void pull_back_columns(const Geometry& g, const PlaneRates& pr,
-                       const Planes<const T*>& image, const T* zeros,
-                       T* sink, T* col_grad, int64_t ld, const Span& s,
+                       const Planes<const T*>& image, const T* col_grad,
+                       int64_t ld, const Span& s,
                        const Planes<T*>* grad_image, double* grad_rate) {
-  const int64_t wq = image.wq;
-  for_each_tap<T>(g, pr, image.hq, wq, s, [&](const TapGeometry<T>& t) {
-    T* v = col_grad + (((t.c - s.c0) * g.kh + t.i) * g.kw + t.j) * ld -
-           s.y0 * g.out_w;
-    const int64_t b0 = t.h.start[0], b1 = t.h.start[1];
-    // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx, with the
-    // interpolant's derivatives expanded over the four neighbours.
-    const T sy = t.v.slope, sx = t.h.slope;
-    const bool rate = grad_rate != nullptr && (sy != T(0) || sx != T(0));
-    T e[2][2];
-    for (int k = 0; k < 2; ++k)
-      for (int l = 0; l < 2; ++l)
-        e[k][l] = sy * (k == 0 ? T(-1) : T(1)) * t.h.weight[l] +
-                  sx * t.v.weight[k] * (l == 0 ? T(-1) : T(1));
+  thread_local ChannelTaps<T> t;
+  thread_local RowBuffers<T> hbuf, dbuf, ubuf;
+  const int64_t len = (s.y1 - s.y0) * g.out_w;
+  for (int64_t c = s.c0; c < s.c1; ++c) {
+    channel_taps<T>(g, pr, image.hq, image.wq, s, c, &t);
+    if (grad_rate != nullptr) {
+      hbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
+      dbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
+      horizontal_pass<T>(g, image, s, c, t, hbuf, &dbuf);
+    }
+    if (grad_image != nullptr) {
+      ubuf.reset(g.kw, g.sh, t.rows(), g.out_w);
+      std::fill(ubuf.data.begin(), ubuf.data.end(), T(0));
+    }
     double acc = 0;
-    // Rows [y, y + rows) as in build_columns: edge columns first, then
-    // their entries of v are zeroed so that the run's wrapped reads and
-    // writes at them add nothing (v is this call's own scratch).
-    auto pull_back = [&](int64_t y, int64_t rows) {
-      T* vy = v + y * g.out_w;
-      const auto r = source_rows<T>(image, t, s.n, y, zeros, wq);
-      SourceRows<T*> gr;
-      if (grad_image != nullptr)
-        gr = source_rows<T>(*grad_image, t, s.n, y, sink, wq);
-      for_each_edge_column<T>(t.h, g.out_w, wq, [&](const EdgeColumn<T>& ec) {
-        for (int64_t dy = 0; dy < rows; ++dy) {
-          T& ve = vy[dy * g.out_w + ec.x];
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const auto& v = t.v[i];
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const T* vg =
+            col_grad + (((c - s.c0) * g.kh + i) * g.kw + j) * ld;
+        const int64_t r[2] = {s.y0 + v.start[0] - t.r0,
+                              s.y0 + v.start[1] - t.r0};
+        if (grad_image != nullptr)
           for (int k = 0; k < 2; ++k)
-            for (int l = 0; l < 2; ++l) {
-              if (grad_image != nullptr)
-                gr.src[k][l][dy * wq + ec.col[l]] +=
-                    t.v.weight[k] * ec.weight[l] * ve;
-              if (rate)
-                acc += ve * e[k][l] * ec.inside[l] *
-                       r.src[k][l][dy * wq + ec.col[l]];
-            }
-          ve = T(0);
-        }
-      });
-      const int64_t hi = (rows - 1) * g.out_w + t.h.hi;
-      if (grad_image != nullptr)
-        for (int k = 0; k < 2; ++k)
-          scatter_run<T>(gr.src[k][0] + b0, gr.src[k][1] + b1, vy,
-                         t.coeff(k, 0), t.coeff(k, 1), t.h.lo, hi);
-      if (rate)
-        acc += dot_run<T>(vy, r.src[0][0] + b0, r.src[0][1] + b1,
-                          r.src[1][0] + b0, r.src[1][1] + b1, e[0][0],
-                          e[0][1], e[1][0], e[1][1], t.h.lo, hi);
-    };
-    for (int64_t y = s.y0; y < s.y1; ++y) {
-      if (t.flat && y == t.ya) {
-        pull_back(y, t.yb - t.ya);
-        y = t.yb - 1;
-      } else {
-        pull_back(y, 1);
+            axpy_run<T>(ubuf.row(j, v.phase[k], r[k]), vg, v.weight[k], len);
+        // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx
+        const T sy = v.slope, sx = t.h[j].slope;
+        if (grad_rate != nullptr && (sy != T(0) || sx != T(0)))
+          acc += rate_dot_run<T>(
+              vg, hbuf.row(j, v.phase[0], r[0]), hbuf.row(j, v.phase[1], r[1]),
+              dbuf.row(j, v.phase[0], r[0]), dbuf.row(j, v.phase[1], r[1]), sy,
+              sx * v.weight[0], sx * v.weight[1], len);
       }
     }
-    if (rate) grad_rate[s.n * g.channels + t.c] += acc;
-  });
+    if (grad_image != nullptr) {
+      const auto [lo, hi] = rows_inside(t, grad_image->hq);
+      const int64_t wq = grad_image->wq;
+      for (int64_t j = 0; j < g.kw; ++j)
+        for (int64_t p = 0; p < g.sh; ++p) {
+          const auto& h = t.h[j];
+          horizontal_adjoint_rows<T>(
+              h, grad_image->plane(s.n, c, p, h.phase[0]) + lo * wq,
+              grad_image->plane(s.n, c, p, h.phase[1]) + lo * wq,
+              ubuf.row(j, p, lo - t.r0), hi - lo, g.out_w, wq);
+        }
+    }
+    if (grad_rate != nullptr) grad_rate[s.n * g.channels + c] += acc;
+  }
 }
 
 // a @ b^T for a (M, K) and b (N, K), each with unit stride along K or
@@ -557,7 +622,6 @@ struct Problem {
   PlaneRates pr;
   at::Tensor planes;  // the input as phase planes
   Planes<const T*> image;
-  at::Tensor zeros;  // two zero rows: the source of rows outside the image
   at::Tensor wmat;   // (C_out, C_in * kh * kw)
   int64_t block_bytes;
 };
@@ -573,7 +637,6 @@ Problem<T> make_problem(const Geometry& g, const at::Tensor& input,
           plane_rates(rates, g),
           planes,
           image,
-          at::zeros({2 * image.wq}, input.options()),
           weight.detach().contiguous().view({g.out_channels, g.cols()}),
           block_bytes};
 }
@@ -608,8 +671,7 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
       const int64_t q1 = std::min(q0 + rows, flat_rows);
       const int64_t len = (q1 - q0) * g.out_w;
       for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-        build_columns<T>(g, pb.pr, pb.image, pb.zeros.template data_ptr<T>(),
-                         s, col + offset, len);
+        build_columns<T>(g, pb.pr, pb.image, s, col + offset, len);
       });
       const at::Tensor res = gemm_nt(
           pb.wmat, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len})
@@ -682,14 +744,11 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
   rows = std::clamp<int64_t>((g.num + slots - 1) / slots * g.out_h, 1, rows);
   const auto opts = grad_out.options();
   at::Tensor col_buf = at::empty({slots, g.cols() * rows * g.out_w}, opts);
-  // rows outside the image receive their share in scratch rows
-  at::Tensor sinks = at::empty({slots, 2 * pb.image.wq}, opts);
   std::vector<at::Tensor> weight_acc(slots);
   // Samples [n0, n1), block by block, with the slot's scratch buffers.
   auto samples = [&](int64_t n0, int64_t n1, int64_t slot) {
     at::Tensor col_t = col_buf[slot];
     T* col = col_t.data_ptr<T>();
-    T* sink = sinks[slot].data_ptr<T>();
     for (int64_t q0 = n0 * g.out_h; q0 < n1 * g.out_h; q0 += rows) {
       const int64_t q1 = std::min(q0 + rows, n1 * g.out_h);
       const int64_t len = (q1 - q0) * g.out_w;
@@ -701,9 +760,7 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
       const at::Tensor go = at::cat(parts, 1);  // (C_out, len)
       if (grads.weight) {
         for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-          build_columns<T>(g, pb.pr, pb.image,
-                           pb.zeros.template data_ptr<T>(), s, col + offset,
-                           len);
+          build_columns<T>(g, pb.pr, pb.image, s, col + offset, len);
         });
         at::Tensor gw = gemm_nt(
             go, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len}));
@@ -718,8 +775,7 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
         const auto grad_image = planes_of<T*>(grads.input, g);
         for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
           pull_back_columns<T>(
-              g, pb.pr, pb.image, pb.zeros.template data_ptr<T>(), sink,
-              gc + offset, len, s,
+              g, pb.pr, pb.image, gc + offset, len, s,
               grads.input == nullptr ? nullptr : &grad_image, grads.rho);
         });
       }
@@ -779,16 +835,13 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
   const int64_t threads = at::get_num_threads();
   at::Tensor col_buf = at::empty({threads, chunk * taps * pixels},
                                  go.options());
-  at::Tensor sinks = at::empty({threads, 2 * pb.image.wq}, go.options());
   const auto grad_image = planes_of<T*>(grads.input, g);
-  const T* zeros = pb.zeros.template data_ptr<T>();
   const at::ThreadLocalState state;  // see forward_row_blocks
   at::parallel_for(
       0, ceil_div(g.channels, chunk), 1, [&](int64_t begin, int64_t end) {
         at::ThreadLocalStateGuard guard(state);
         const int64_t slot = thread_slot(threads);
         T* col = col_buf[slot].data_ptr<T>();
-        T* sink = sinks[slot].data_ptr<T>();
         for (int64_t k = begin; k < end; ++k) {
           const int64_t c0 = k * chunk;
           const int64_t c1 = std::min(c0 + chunk, g.channels);
@@ -798,7 +851,7 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
           };
           if (grads.weight) {
             for (int64_t n = 0; n < g.num; ++n)
-              build_columns<T>(g, pb.pr, pb.image, zeros, span(n),
+              build_columns<T>(g, pb.pr, pb.image, span(n),
                                col + n * g.pixels(), pixels);
             grads.weight_grad.narrow(1, c0 * taps, rows)
                 .copy_(gemm_nt(go, col_buf[slot]
@@ -811,8 +864,7 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
                     .contiguous();
             for (int64_t n = 0; n < g.num; ++n)
               pull_back_columns<T>(
-                  g, pb.pr, pb.image, zeros, sink,
-                  gcols.data_ptr<T>() + n * g.pixels(), pixels, span(n),
+                  g, pb.pr, pb.image, gcols.data_ptr<T>() + n * g.pixels(), pixels, span(n),
                   grads.input == nullptr ? nullptr : &grad_image, grads.rho);
           }
         }
