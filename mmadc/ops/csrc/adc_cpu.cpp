@@ -864,7 +864,8 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
                     .contiguous();
             for (int64_t n = 0; n < g.num; ++n)
               pull_back_columns<T>(
-                  g, pb.pr, pb.image, gcols.data_ptr<T>() + n * g.pixels(), pixels, span(n),
+                  g, pb.pr, pb.image, gcols.data_ptr<T>() + n * g.pixels(),
+                  pixels, span(n),
                   grads.input == nullptr ? nullptr : &grad_image, grads.rho);
           }
         }
