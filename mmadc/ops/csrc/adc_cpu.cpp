@@ -215,28 +215,45 @@ ADC_HOT_LOOP void lerp_run(T* __restrict out, const T* __restrict a,
   for (int64_t x = 0; x < n; ++x) out[x] = w0 * a[x] + w1 * b[x];
 }
 
-// out[x] += w v[x] over [0, n).
+// The backward of one tap's vertical pass in one loop over its column
+// gradient v: the adjoint u0[x] += w0 v[x], u1[x] += w1 v[x] (u0 and u1 are
+// separate buffers, the two neighbours' shares, so that nothing aliases),
+// and the rate derivative, returned:
+//   sum_x v[x] (sy (h1[x] - h0[x]) + sx0 d0[x] + sx1 d1[x])
+// with sx_k = slope_w * w_k. Null u0 or h0: that part is not needed.
 template <typename T>
-ADC_HOT_LOOP void axpy_run(T* __restrict out, const T* __restrict v, T w,
-                           int64_t n) {
+ADC_HOT_LOOP double vertical_adjoint_run(
+    T* __restrict u0, T* __restrict u1, const T* __restrict v, T w0, T w1,
+    const T* __restrict h0, const T* __restrict h1, const T* __restrict d0,
+    const T* __restrict d1, T sy, T sx0, T sx1, int64_t n) {
+  T acc = 0;
+  if (h0 == nullptr) {
 #pragma omp simd
-  for (int64_t x = 0; x < n; ++x) out[x] += w * v[x];
+    for (int64_t x = 0; x < n; ++x) {
+      u0[x] += w0 * v[x];
+      u1[x] += w1 * v[x];
+    }
+  } else if (u0 == nullptr) {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t x = 0; x < n; ++x)
+      acc += v[x] * (sy * (h1[x] - h0[x]) + sx0 * d0[x] + sx1 * d1[x]);
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t x = 0; x < n; ++x) {
+      u0[x] += w0 * v[x];
+      u1[x] += w1 * v[x];
+      acc += v[x] * (sy * (h1[x] - h0[x]) + sx0 * d0[x] + sx1 * d1[x]);
+    }
+  }
+  return acc;
 }
 
-// sum_x v[x] (sy (h1[x] - h0[x]) + sx0 d0[x] + sx1 d1[x]) over [0, n): the
-// rate derivative of a tap (sx_k = slope_w * w_k).
+// out[x] += a[x] over [0, n).
 template <typename T>
-ADC_HOT_LOOP double rate_dot_run(const T* __restrict v,
-                                 const T* __restrict h0,
-                                 const T* __restrict h1,
-                                 const T* __restrict d0,
-                                 const T* __restrict d1, T sy, T sx0, T sx1,
-                                 int64_t n) {
-  T acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t x = 0; x < n; ++x)
-    acc += v[x] * (sy * (h1[x] - h0[x]) + sx0 * d0[x] + sx1 * d1[x]);
-  return acc;
+ADC_HOT_LOOP void add_run(T* __restrict out, const T* __restrict a,
+                          int64_t n) {
+#pragma omp simd
+  for (int64_t x = 0; x < n; ++x) out[x] += a[x];
 }
 
 // Interior of the horizontal pass: h[x] = w0 s0[x] + w1 s1[x] and, when d
@@ -416,7 +433,8 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
                        int64_t ld, const Span& s,
                        const Planes<T*>* grad_image, double* grad_rate) {
   thread_local ChannelTaps<T> t;
-  thread_local RowBuffers<T> hbuf, dbuf, ubuf;
+  // ubuf[k]: the vertical adjoints' shares of neighbour k
+  thread_local RowBuffers<T> hbuf, dbuf, ubuf[2];
   const int64_t len = (s.y1 - s.y0) * g.out_w;
   for (int64_t c = s.c0; c < s.c1; ++c) {
     channel_taps<T>(g, pr, image.hq, image.wq, s, c, &t);
@@ -425,10 +443,11 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
       dbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
       horizontal_pass<T>(g, image, s, c, t, hbuf, &dbuf);
     }
-    if (grad_image != nullptr) {
-      ubuf.reset(g.kw, g.sh, t.rows(), g.out_w);
-      std::fill(ubuf.data.begin(), ubuf.data.end(), T(0));
-    }
+    if (grad_image != nullptr)
+      for (auto& u : ubuf) {
+        u.reset(g.kw, g.sh, t.rows(), g.out_w);
+        std::fill(u.data.begin(), u.data.end(), T(0));
+      }
     double acc = 0;
     for (int64_t i = 0; i < g.kh; ++i) {
       const auto& v = t.v[i];
@@ -437,16 +456,20 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
             col_grad + (((c - s.c0) * g.kh + i) * g.kw + j) * ld;
         const int64_t r[2] = {s.y0 + v.start[0] - t.r0,
                               s.y0 + v.start[1] - t.r0};
-        if (grad_image != nullptr)
-          for (int k = 0; k < 2; ++k)
-            axpy_run<T>(ubuf.row(j, v.phase[k], r[k]), vg, v.weight[k], len);
         // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx
         const T sy = v.slope, sx = t.h[j].slope;
-        if (grad_rate != nullptr && (sy != T(0) || sx != T(0)))
-          acc += rate_dot_run<T>(
-              vg, hbuf.row(j, v.phase[0], r[0]), hbuf.row(j, v.phase[1], r[1]),
-              dbuf.row(j, v.phase[0], r[0]), dbuf.row(j, v.phase[1], r[1]), sy,
-              sx * v.weight[0], sx * v.weight[1], len);
+        const bool input = grad_image != nullptr;
+        const bool rate = grad_rate != nullptr && (sy != T(0) || sx != T(0));
+        if (!input && !rate) continue;
+        auto at = [&](RowBuffers<T>& buf, int k) {
+          return buf.row(j, v.phase[k], r[k]);
+        };
+        acc += vertical_adjoint_run<T>(
+            input ? at(ubuf[0], 0) : nullptr, input ? at(ubuf[1], 1) : nullptr,
+            vg, v.weight[0], v.weight[1], rate ? at(hbuf, 0) : nullptr,
+            rate ? at(hbuf, 1) : nullptr, rate ? at(dbuf, 0) : nullptr,
+            rate ? at(dbuf, 1) : nullptr, sy, sx * v.weight[0],
+            sx * v.weight[1], len);
       }
     }
     if (grad_image != nullptr) {
@@ -455,10 +478,12 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
       for (int64_t j = 0; j < g.kw; ++j)
         for (int64_t p = 0; p < g.sh; ++p) {
           const auto& h = t.h[j];
+          T* u = ubuf[0].row(j, p, lo - t.r0);
+          add_run<T>(u, ubuf[1].row(j, p, lo - t.r0), (hi - lo) * g.out_w);
           horizontal_adjoint_rows<T>(
               h, grad_image->plane(s.n, c, p, h.phase[0]) + lo * wq,
-              grad_image->plane(s.n, c, p, h.phase[1]) + lo * wq,
-              ubuf.row(j, p, lo - t.r0), hi - lo, g.out_w, wq);
+              grad_image->plane(s.n, c, p, h.phase[1]) + lo * wq, u, hi - lo,
+              g.out_w, wq);
         }
     }
     if (grad_rate != nullptr) grad_rate[s.n * g.channels + c] += acc;
