@@ -590,31 +590,54 @@ int64_t thread_slot(int64_t slots) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Phase plane (p, q) of an image: its rows p, p + sh, ... and columns
-// q, q + sw, ... (a strided view).
-at::Tensor phase_view(const at::Tensor& image, int64_t p, int64_t q,
-                      const Geometry& g) {
-  return image.slice(2, p, g.height, g.sh).slice(3, q, g.width, g.sw);
+// Copies between an image (N, C, H, W) and its phase planes (see Planes),
+// plane by plane in parallel: to_planes, image -> planes (the elements
+// beyond the image set to zero); else planes -> image.
+template <typename T>
+void copy_phases(const Geometry& g, T* image, T* planes, bool to_planes) {
+  const int64_t hq = ceil_div(g.height, g.sh), wq = ceil_div(g.width, g.sw);
+  const int64_t image_size = g.height * g.width;
+  const int64_t grain = std::max<int64_t>(1, 32768 / image_size);
+  at::parallel_for(0, g.num * g.channels, grain, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      T* img = image + nc * image_size;
+      for (int64_t p = 0; p < g.sh; ++p)
+        for (int64_t q = 0; q < g.sw; ++q) {
+          T* plane = planes + ((nc * g.sh + p) * g.sw + q) * hq * wq;
+          // rows and columns of this phase inside the image
+          const int64_t rows = ceil_div(g.height - p, g.sh);
+          const int64_t cols = ceil_div(g.width - q, g.sw);
+          for (int64_t u = 0; u < hq; ++u) {
+            T* prow = plane + u * wq;
+            if (u >= rows) {
+              if (to_planes) std::fill(prow, prow + wq, T(0));
+              continue;
+            }
+            T* irow = img + (u * g.sh + p) * g.width + q;
+            if (to_planes) {
+              for (int64_t v = 0; v < cols; ++v) prow[v] = irow[v * g.sw];
+              std::fill(prow + cols, prow + wq, T(0));
+            } else {
+              for (int64_t v = 0; v < cols; ++v) irow[v * g.sw] = prow[v];
+            }
+          }
+        }
+    }
+  });
 }
 
 // The input as phase planes (see Planes): itself with stride 1, else a
 // deinterleaved copy, one pass over the input.
 at::Tensor to_phase_planes(const at::Tensor& input, const Geometry& g) {
   if (g.sh == 1 && g.sw == 1) return input;
-  const int64_t hq = ceil_div(g.height, g.sh), wq = ceil_div(g.width, g.sw);
-  const bool ragged = g.height % g.sh != 0 || g.width % g.sw != 0;
-  const std::vector<int64_t> shape{g.num, g.channels, g.sh, g.sw, hq, wq};
-  // odd sizes: the plane elements beyond the image stay zero
-  at::Tensor planes = ragged ? at::zeros(shape, input.options())
-                             : at::empty(shape, input.options());
-  for (int64_t p = 0; p < g.sh; ++p)
-    for (int64_t q = 0; q < g.sw; ++q) {
-      const at::Tensor src = phase_view(input, p, q, g);
-      planes.select(2, p).select(2, q)
-          .narrow(2, 0, src.size(2))
-          .narrow(3, 0, src.size(3))
-          .copy_(src);
-    }
+  at::Tensor planes =
+      at::empty({g.num, g.channels, g.sh, g.sw, ceil_div(g.height, g.sh),
+                 ceil_div(g.width, g.sw)},
+                input.options());
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_to_phases", [&] {
+    copy_phases<scalar_t>(g, input.data_ptr<scalar_t>(),
+                          planes.data_ptr<scalar_t>(), true);
+  });
   return planes;
 }
 
@@ -624,13 +647,10 @@ at::Tensor from_phase_planes(const at::Tensor& planes, const Geometry& g) {
     return planes.view({g.num, g.channels, g.height, g.width});
   at::Tensor image =
       at::empty({g.num, g.channels, g.height, g.width}, planes.options());
-  for (int64_t p = 0; p < g.sh; ++p)
-    for (int64_t q = 0; q < g.sw; ++q) {
-      at::Tensor dst = phase_view(image, p, q, g);
-      dst.copy_(planes.select(2, p).select(2, q)
-                    .narrow(2, 0, dst.size(2))
-                    .narrow(3, 0, dst.size(3)));
-    }
+  AT_DISPATCH_FLOATING_TYPES(planes.scalar_type(), "adc_from_phases", [&] {
+    copy_phases<scalar_t>(g, image.data_ptr<scalar_t>(),
+                          planes.data_ptr<scalar_t>(), false);
+  });
   return image;
 }
 
