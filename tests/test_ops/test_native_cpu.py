@@ -291,6 +291,39 @@ def test_build_without_compiler(tmp_path, mode):
         assert proc.returncode != 0
 
 
+@pytest.mark.slow
+@needs_kernel
+def test_portable_build_equals_reference(tmp_path, monkeypatch):
+    """The installed kernel runs the AVX-512 or AVX2 clones of its loops on
+    CPUs that have them; this builds the portable default alone
+    (MMADC_ADC_PORTABLE) and compares it with the reference like
+    test_native_equals_reference_float64."""
+    from torch.utils.cpp_extension import load
+    portable = load(
+        'adc_cpu_portable',
+        [str(ROOT / 'mmadc' / 'ops' / 'csrc' / 'adc_cpu.cpp')],
+        extra_cflags=['-O3', '-fopenmp', '-DMMADC_ADC_PORTABLE'],
+        extra_ldflags=['-fopenmp'],
+        build_directory=str(tmp_path))
+    monkeypatch.setattr(native_cpu, '_adc_cpu', portable)
+    for index, geometry in enumerate(GEOMETRIES):
+        num, cin, cout, h, w, k, s, p, d, g = geometry
+        gen, x, weight = _inputs(geometry, index)
+        r = _rates('fractional', num, g, gen)
+        grad_out = torch.randn(
+            F.conv2d(x, weight, None, s, p, d).shape,
+            generator=gen,
+            dtype=torch.float64)
+        wrt = ('x', 'w', 'r')
+        ref_out, ref = _run('reference', x, weight, r, None, s, p, d,
+                            grad_out, wrt)
+        out, got = _run('native', x, weight, r, None, s, p, d, grad_out, wrt)
+        torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-12)
+        for name in wrt:
+            torch.testing.assert_close(
+                got[name], ref[name], rtol=0, atol=1e-11, msg=name)
+
+
 @needs_kernel
 def test_inference_mode_and_no_grad():
     """The kernel's worker threads run tensor ops: they must work in the
