@@ -8,26 +8,9 @@ import json
 import statistics
 import sys
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
-
-
-def time_ms(fn: Callable[[], object], device: torch.device, repeat: int,
-            warmup: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds (CUDA synchronised)."""
-    sync = (
-        torch.cuda.synchronize if device.type == 'cuda' else (lambda: None))
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,21 +35,22 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help='print exactly one JSON object on stdout instead of a table')
 
 
-def time_interleaved_ms(fns: Dict[str, Callable[[], object]],
-                        device: torch.device, repeat: int,
-                        warmup: int) -> Dict[str, float]:
-    """Median wall time of each function in milliseconds, timed in turns.
+def time_rounds_ms(fns: Dict[str, Callable[[], object]],
+                   device: torch.device, repeat: int,
+                   warmup: int) -> Dict[str, List[float]]:
+    """Wall times of each function in milliseconds, timed in turns.
 
-    Each round times every function once, so a slow phase of a shared
-    machine (other processes, frequency changes) affects all of them alike
-    instead of skewing their ratio.
+    Round ``i`` times every function once, back to back, and gives element
+    ``i`` of each list, so a slow phase of a shared machine (other
+    processes, frequency changes) affects one round's functions alike:
+    compare them round by round (:func:`median_ratio`).
     """
     sync = (
         torch.cuda.synchronize if device.type == 'cuda' else (lambda: None))
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: Dict[str, list] = {name: [] for name in fns}
+    times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             sync()
@@ -74,7 +58,27 @@ def time_interleaved_ms(fns: Dict[str, Callable[[], object]],
             fn()
             sync()
             times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def time_interleaved_ms(fns: Dict[str, Callable[[], object]],
+                        device: torch.device, repeat: int,
+                        warmup: int) -> Dict[str, float]:
+    """Median wall time of each function in milliseconds, timed in turns
+    (see :func:`time_rounds_ms`)."""
+    rounds = time_rounds_ms(fns, device, repeat, warmup)
+    return {name: statistics.median(t) for name, t in rounds.items()}
+
+
+def median_ratio(numerator: List[float], denominator: List[float]) -> float:
+    """Median over rounds of ``numerator[i] / denominator[i]``: the ratio of
+    two functions timed in the same rounds, robust to slow phases that span
+    rounds (which skew a ratio of medians)."""
+    if len(numerator) != len(denominator) or not numerator:
+        raise ValueError('median_ratio expects two equally long, non-empty '
+                         f'lists of rounds, got {len(numerator)} and '
+                         f'{len(denominator)}')
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
 def peak_memory_mb(fn: Callable[[], object],

@@ -6,13 +6,15 @@ that the tools measure what they say (units, memory of a known
 allocation, ratios of the reported numbers) and keep their CLI contract.
 """
 import json
+import statistics
 import sys
 import time
 
 import pytest
 import torch
 
-from mmadc.analysis.benchmarking import peak_memory_mb, time_interleaved_ms
+from mmadc.analysis.benchmarking import (median_ratio, peak_memory_mb,
+                                         time_interleaved_ms)
 from conftest import PYTHON, REPO_ROOT, run_cli
 
 CPU = torch.device('cpu')
@@ -45,6 +47,16 @@ def test_interleaved_times_are_milliseconds():
     assert 0 <= times['noop'] < times['sleep']
 
 
+def test_median_ratio_pairs_rounds():
+    """Rounds are compared pairwise: a slow phase that spans rounds (here
+    the first, 10x slower for both) does not skew the ratio, as it would a
+    ratio of medians (1 / 2 here)."""
+    assert median_ratio([10.0, 1.0, 1.0], [10.0, 2.0, 1.0]) == 1.0
+    assert median_ratio([3.0], [2.0]) == 1.5
+    with pytest.raises(ValueError, match='equally long'):
+        median_ratio([1.0], [1.0, 2.0])
+
+
 def _json(proc) -> dict:
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout  # exactly one JSON object
@@ -54,7 +66,7 @@ def _json(proc) -> dict:
 def test_benchmark_adc_json():
     proc = run_cli([
         PYTHON, 'tools/analysis/benchmark_adc.py', '--shapes',
-        'hrnet-w32-branch4', '--batch', '2', '--repeat', '1', '--warmup',
+        'hrnet-w32-branch4', '--batch', '2', '--repeat', '3', '--warmup',
         '0', '--impl', 'reference', '--json'
     ], REPO_ROOT)
     report = _json(proc)
@@ -64,9 +76,15 @@ def test_benchmark_adc_json():
     for mode in ('fwd', 'fwdbwd'):
         m = entry[mode]
         assert min(m['conv_ms'], m['adc_ms'], m['deform_ms']) > 0
-        assert m['adc_over_conv'] == pytest.approx(m['adc_ms'] / m['conv_ms'])
-        assert m['deform_over_adc'] == pytest.approx(m['deform_ms'] /
-                                                     m['adc_ms'])
+        rounds = m['rounds_ms']
+        assert all(len(rounds[k]) == 3 for k in ('conv', 'adc', 'deform'))
+        assert m['adc_ms'] == pytest.approx(statistics.median(rounds['adc']))
+        assert m['adc_over_conv'] == pytest.approx(
+            statistics.median(
+                a / c for a, c in zip(rounds['adc'], rounds['conv'])))
+        assert m['deform_over_adc'] == pytest.approx(
+            statistics.median(
+                d / a for d, a in zip(rounds['deform'], rounds['adc'])))
     memory = entry['memory_mb']
     if sys.platform.startswith('linux'):
         assert min(memory.values()) > 0

@@ -12,8 +12,10 @@ For the 3x3 convolutions of SimpleBaseline-ResNet-50 and HRNet-W32 at a
   (``offset_groups = g``), the obvious slower alternative.
 
 Times are medians over ``--repeat`` rounds after ``--warmup`` runs; each
-round times conv, ADC and deform once in turn, so a busy phase of a shared
-machine affects all of them alike (CUDA is synchronised around each run).
+round times conv, ADC and deform once in turn, back to back, and the ratios
+are medians of the per-round ratios, so a busy phase of a shared machine
+affects both sides of a ratio alike (CUDA is synchronised around each run).
+``--json`` also gives every round's times (``rounds_ms``).
 Forward runs under ``torch.no_grad()``; forward+backward computes the
 gradients of the input, the weight and the rates (offsets for deform) with
 ``torch.autograd.grad``.
@@ -45,7 +47,8 @@ import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
-                                         peak_memory_mb, time_interleaved_ms)
+                                         median_ratio, peak_memory_mb,
+                                         time_rounds_ms)
 from mmadc.ops import adaptive_dilated_conv2d
 from mmadc.ops.adaptive_dilated_conv import release_workspace
 from mmadc.ops.native_cpu import adc_implementation, native_cpu_available
@@ -269,14 +272,18 @@ def _benchmark(args: argparse.Namespace) -> dict:
                        if mode == 'fwd' else case.fwdbwd_fn(op, with_rates))
                 for name, (op, with_rates) in ops.items()
             }
-            times = time_interleaved_ms(fns, case.device, args.repeat,
-                                        args.warmup)
+            rounds = time_rounds_ms(fns, case.device, args.repeat,
+                                    args.warmup)
+            median = {k: statistics.median(v) for k, v in rounds.items()}
             entry[mode] = dict(
-                conv_ms=times['conv'],
-                adc_ms=times['adc'],
-                deform_ms=times.get('deform'),
-                adc_over_conv=ratio(times['adc'], times['conv']),
-                deform_over_adc=ratio(times.get('deform'), times['adc']))
+                conv_ms=median['conv'],
+                adc_ms=median['adc'],
+                deform_ms=median.get('deform'),
+                adc_over_conv=median_ratio(rounds['adc'], rounds['conv']),
+                deform_over_adc=(median_ratio(rounds['deform'],
+                                              rounds['adc'])
+                                 if 'deform' in rounds else None),
+                rounds_ms=rounds)
         entry['memory_mb'] = {
             name: case.memory_mb(op, with_rates)
             for name, (op, with_rates) in ops.items()

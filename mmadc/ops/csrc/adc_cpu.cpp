@@ -11,24 +11,25 @@
 // use the floor convention of torchvision's deform_conv2d.
 //
 // Because a tap's shift is the same at every output position, its bilinear
-// read is one set of four weights applied to two shifted input rows: the
-// sampling loops are contiguous, vectorisable row operations (with output
-// rows as long as the source rows, one loop over a whole run of rows, with
-// the few edge columns redone separately). A strided convolution reads
-// deinterleaved phase planes of the input (even and odd rows/columns for
-// stride 2), so that its loops are unit-stride too.
+// read is separable into contiguous, vectorisable row operations: per
+// channel, a horizontal interpolation pass per tap column into row buffers
+// as long as the output rows (the only loops that see the image's edges),
+// then per tap one vertical interpolation pass, a single loop over a whole
+// block of output rows. A strided convolution reads deinterleaved phase
+// planes of the input (even and odd rows/columns for stride 2), so that its
+// loops are unit-stride too.
 //
 // The tap columns are built per block of output rows, sized to stay in the
-// L2 cache, and consumed at once by a GEMM (as in an im2col convolution),
-// so the 9x-sized tap image never goes through main memory. The backward
+// cache, and consumed at once by a GEMM (as in an im2col convolution), so
+// the 9x-sized tap image never goes through main memory. The backward
 // recomputes the columns (nothing but the input, weight and rates is saved)
-// and applies the adjoint of the sampling (a scatter into rows the calling
-// thread owns) in the same walk as the rate gradient. Late stages (few
-// pixels, many channels) split the backward by channels instead.
+// and applies the adjoint of the sampling in the same walk as the rate
+// gradient. Late stages (few pixels, many channels) split the backward by
+// input channels instead of output rows.
 //
-// Reads outside the image use zero weights or a zero row rather than
-// branches, so a non-finite input value can reach outputs through a zero
-// weight (0 * inf = NaN), as in the reference's interpolation.
+// Reads outside the image are exact zeros; inside it, a zero interpolation
+// weight times a non-finite input value gives NaN (0 * inf), as in the
+// reference's interpolation.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -73,7 +74,7 @@ int64_t floor_div(int64_t a, int64_t b) {
 
 // Strided taps are read in phase coordinates: with stride s, source index
 // s * u + p is element u of phase plane p (for stride 2: the even and the
-// odd rows or columns of the image, see make_source). Then every tap reads
+// odd rows or columns of the image, see to_phase_planes). Every tap reads
 // its phase planes with unit stride, so the loops below know no strides,
 // and a stride-2 tap is as regular as a stride-1 one.
 
@@ -557,7 +558,7 @@ Geometry make_geometry(const at::Tensor& input, const at::Tensor& weight,
 }
 
 // Schedule: each thread builds the columns of a run of output rows in its
-// L2 cache and multiplies them at once with its own single-threaded GEMM.
+// cache and multiplies them at once with its own single-threaded GEMM.
 // (Measured against one multi-threaded GEMM per chunk of samples, which
 // reads the weight fewer times: slower at every ResNet-50 shape here.)
 // Row blocks are runs of "flat rows" q = n * H_out + y (the output rows of
