@@ -870,7 +870,7 @@ int64_t channels_per_chunk(const Geometry& g, int64_t elem,
 // takes chunks of input channels over all samples. A chunk's weight
 // gradient is its own slice of the weight gradient, one GEMM over all
 // pixels (no per-block weight-sized temporaries), and the chunk's columns
-// and column gradients stay in the L2 cache.
+// and column gradients stay in the cache.
 template <typename T>
 void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
                              int64_t chunk, Gradients<T>& grads) {
