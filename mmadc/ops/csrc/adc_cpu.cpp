@@ -775,6 +775,7 @@ template <typename T>
 void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
                          Gradients<T>& grads) {
   const Geometry& g = pb.g;
+  const int64_t taps = g.kh * g.kw;
   const at::Tensor wmat_t = pb.wmat.t().contiguous();
   // Each block's weight gradient is a weight-sized GEMM result added to the
   // thread's accumulator. Where that is much larger than the block's
@@ -786,9 +787,16 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
                     std::max<int64_t>(1, g.num * g.out_h));
   // A sample's input gradient is written by one thread only (its blocks
   // scatter into overlapping rows), so threads split the samples; with fewer
-  // samples than threads the GEMMs use the threads instead.
+  // samples than threads, one block at a time, with the GEMMs and the
+  // sampling (split by channels, whose planes are disjoint) threaded.
   const int64_t threads = at::get_num_threads();
   const int64_t slots = g.num >= threads ? threads : 1;
+  // fn(c0, c1) over all channels: in this thread, or split over the threads
+  // when the blocks are not
+  auto channels = [&](auto&& fn) {
+    if (slots > 1) return fn(int64_t{0}, g.channels);
+    at::parallel_for(0, g.channels, 1, fn);
+  };
   // a block never spans more than one thread's samples
   rows = std::clamp<int64_t>((g.num + slots - 1) / slots * g.out_h, 1, rows);
   const auto opts = grad_out.options();
@@ -808,8 +816,13 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
       });
       const at::Tensor go = at::cat(parts, 1);  // (C_out, len)
       if (grads.weight) {
-        for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-          build_columns<T>(g, pb.pr, pb.image, s, col + offset, len);
+        channels([&](int64_t c0, int64_t c1) {
+          for_each_segment(g, q0, q1, [&](Span s, int64_t offset) {
+            s.c0 = c0;
+            s.c1 = c1;
+            build_columns<T>(g, pb.pr, pb.image, s,
+                             col + c0 * taps * len + offset, len);
+          });
         });
         at::Tensor gw = gemm_nt(
             go, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len}));
@@ -822,10 +835,14 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
         const at::Tensor gcols = gemm_nt(wmat_t, go.t()).contiguous();
         T* gc = gcols.data_ptr<T>();
         const auto grad_image = planes_of<T*>(grads.input, g);
-        for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
-          pull_back_columns<T>(
-              g, pb.pr, pb.image, gc + offset, len, s,
-              grads.input == nullptr ? nullptr : &grad_image, grads.rho);
+        channels([&](int64_t c0, int64_t c1) {
+          for_each_segment(g, q0, q1, [&](Span s, int64_t offset) {
+            s.c0 = c0;
+            s.c1 = c1;
+            pull_back_columns<T>(
+                g, pb.pr, pb.image, gc + c0 * taps * len + offset, len, s,
+                grads.input == nullptr ? nullptr : &grad_image, grads.rho);
+          });
         });
       }
     }
