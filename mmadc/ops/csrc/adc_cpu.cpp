@@ -776,7 +776,7 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
                          Gradients<T>& grads) {
   const Geometry& g = pb.g;
   const int64_t taps = g.kh * g.kw;
-  const at::Tensor wmat_t = pb.wmat.t().contiguous();
+  const at::Tensor wmat_t = pb.wmat.t();
   // Each block's weight gradient is a weight-sized GEMM result added to the
   // thread's accumulator. Where that is much larger than the block's
   // columns (late stages), blocks grow to C_out pixels (there: one block
@@ -896,7 +896,7 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
   // (C_out, N * H_out * W_out)
   const at::Tensor go = grad_out.permute({1, 0, 2}).reshape(
       {g.out_channels, pixels});
-  const at::Tensor wmat_t = pb.wmat.t().contiguous();
+  const at::Tensor wmat_t = pb.wmat.t();
   if (grads.weight)
     grads.weight_grad = at::empty({g.out_channels, g.cols()}, go.options());
   const int64_t threads = at::get_num_threads();
