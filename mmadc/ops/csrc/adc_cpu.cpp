@@ -456,8 +456,7 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
     for (int64_t i = 0; i < g.kh; ++i) {
       const auto& v = t.v[i];
       for (int64_t j = 0; j < g.kw; ++j) {
-        const T* vg =
-            col_grad + (((c - s.c0) * g.kh + i) * g.kw + j) * ld;
+        const T* vg = col_grad + (((c - s.c0) * g.kh + i) * g.kw + j) * ld;
         const int64_t r[2] = {s.y0 + v.start[0] - t.r0,
                               s.y0 + v.start[1] - t.r0};
         // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx
