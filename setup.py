@@ -89,6 +89,8 @@ setup(
     install_requires=parse_requirements('requirements/runtime.txt'),
     extras_require={
         'tests': parse_requirements('requirements/tests.txt'),
+        # ONNX export (tools/deployment/pytorch2onnx.py)
+        'deploy': parse_requirements('requirements/deploy.txt'),
         # mim resolves these (OpenMMLab convention: mmcv is not a hard pip
         # requirement because it is built from source or installed by mim).
         'mim': parse_requirements('requirements/mminstall.txt'),

@@ -59,6 +59,6 @@ def adc_impl(request):
     CPU kernel wherever it applies (float32/float64 outside autocast, when
     built) and ``reference`` the PyTorch implementation, so each oracle test
     checks both. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
-    from mmadc.ops.native_cpu import adc_implementation
+    from mmadc.ops import adc_implementation
     with adc_implementation(request.param):
         yield request.param

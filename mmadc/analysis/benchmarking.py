@@ -16,7 +16,7 @@ import torch
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both benchmark tools take: --batch, --device, --impl,
     --threads, --seed and --json."""
-    from mmadc.ops.native_cpu import IMPLEMENTATIONS
+    from mmadc.ops.implementations import IMPLEMENTATIONS
     parser.add_argument('--batch', type=int, default=8, help='batch size')
     parser.add_argument(
         '--device', default='cpu', choices=['cpu', 'cuda'], help='device')

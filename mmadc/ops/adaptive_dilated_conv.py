@@ -1,5 +1,5 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Functional adaptive dilated convolution (ADC).
+"""Adaptive dilated convolution (ADC) as a registered PyTorch operator.
 
 Semantics (per axis; the paper's Sec. III with the details fixed by the
 project notes): for input ``x`` of shape ``(N, C_in, H, W)``, weight of shape
@@ -11,123 +11,303 @@ interpolation (out-of-image neighbours are zero). ``r`` is the rate of the
 input channel's dilation group for that sample: with ``rates`` of shape
 ``(N, g)``, channel ``c`` uses ``rates[:, c * g // C_in]``.
 
-Two implementations compute this function. On CPU, float32/float64 tensors
-outside autocast go to the native kernel of :mod:`mmadc.ops.native_cpu` when
-it was built at install time. Everything else (CUDA, autocast, an install
-without a compiler, or ``adc_implementation('reference')``) runs the
-reference implementation below, written in PyTorch operations; tests check
-both against ``F.conv2d``, ``deform_conv2d`` and each other.
+Rate values are never checked on the fast path (a check would be a
+device-to-host synchronisation in every call on a GPU):
 
-Reference implementation (a :class:`torch.autograd.Function`, CPU and CUDA):
+* a negative rate is well defined: the footprint is mirrored through the
+  kernel centre (tap ``i`` reads ``centre - d * |r| * i``); the rate
+  regressor of :class:`~mmadc.ops.AdaptiveDilatedConv2d` never predicts one;
+* a rate so large that the taps land outside the image reads zeros there;
+* a sample with a NaN or infinite rate gets an all-NaN output and NaN
+  gradients, as a convolution of a NaN input would;
+* ``MMADC_CHECK_RATES=1`` (or :func:`adc_rate_check`) turns non-finite
+  rates into a ``ValueError`` instead, at the cost of that synchronisation.
 
-* forward: a separable im2col builds, per chunk of samples, the "tap image"
-  ``Z[n, c, ho * kh + i, wo * kw + j]`` = bilinear read of tap ``(i, j)``
-  for output ``(ho, wo)``, by a 1-D interpolation along W and then along H
-  (each a row gather, see :mod:`mmadc.ops.dilated_sampling`); the output is
-  ``conv2d(Z, weight, bias, stride=(kh, kw))``, i.e. the GEMM runs in the
-  backend's tuned convolution (oneDNN, cuDNN);
-* backward: only the needed gradients. The weight gradient is that
-  convolution's weight gradient on the recomputed ``Z``; the input gradient
-  pulls the column gradients ``weight^T @ grad_out`` back through the two
-  passes with their adjoints (reads with negated shifts: no scatter, no
-  atomics); the rate gradient is the inner product of the column gradients
-  with the derivative of the interpolant (``i * dM/dy + j * dM/dx``, floor
-  convention of ``deform_conv2d``), summed over each group's channels.
-
-Like ``nn.Conv2d`` the op saves only the input, the weight and the rates for
-backward (the backward recomputes ``Z``); the sampling bags (row indices and
-weights, a few bytes per output row) are kept as well.
-
-Performance notes (CPU): the op is memory-bound next to the convolution (it
-moves about ``k * k`` times the input through memory several times), so
-samples are processed in cache-sized chunks (:data:`CHUNK_BYTES`) with
-per-thread scratch buffers (:class:`_Workspace`). A forward+backward step
-issues about 200 parallel ATen/oneDNN/MKL calls; on oversubscribed cores (other
-busy processes) each call's thread barrier can wait for a scheduler time
-slice, which slows it down far more than a single convolution call.
+The operator is ``torch.ops.mmadc.adaptive_dilated_conv2d`` with its backward
+``torch.ops.mmadc.adaptive_dilated_conv2d_backward``, each defined once
+through ``torch.library`` with a fake (shape) kernel and the autograd formula
+registered, so that ADC works alike in eager mode, under ``torch.compile``
+(no graph break) and in ``torch.export`` programs. Their kernel runs the
+implementation :mod:`mmadc.ops.implementations` selects (the native CPU
+kernel or the PyTorch reference). On torch older than 2.4 (no
+``torch.library.custom_op``) the same kernels and autograd formula run as a
+plain ``autograd.Function``: eager mode only.
 """
-import math
-import threading
-from typing import Dict, Optional, Sequence, Tuple, Union
+import contextlib
+import os
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
-from .dilated_sampling import (Bags, adjoint_bags, gather, init_source_buffer,
-                               make_axis_plan, resample_bags)
-from .native_cpu import NativeAdaptiveDilatedConv2dFunction, use_native
+from . import native_cpu, reference
+from .implementations import resolve_implementation
 from .tensor_layout import memory_format
 
 IntOrPair = Union[int, Sequence[int]]
 
-#: Samples are processed in chunks whose sampled columns take about this many
-#: bytes, so that the temporaries stay cache resident and are recycled by the
-#: allocator: on CPU, fresh multi-MB allocations are dominated by page
-#: faults. On GPUs (caching allocator) chunks only need to bound memory.
-CHUNK_BYTES = {'cpu': 16 << 20}
-DEFAULT_CHUNK_BYTES = 1 << 30
+#: Whether non-finite rates raise (a host synchronisation per call); from
+#: ``MMADC_CHECK_RATES=1`` or :func:`adc_rate_check`.
+_check_rates = os.environ.get('MMADC_CHECK_RATES', '0') == '1'
 
 
-class _Workspace(threading.local):
-    """Per-thread scratch buffers for the temporaries of one call (CPU).
+@contextlib.contextmanager
+def adc_rate_check(enabled: bool = True) -> Iterator[None]:
+    """Raise ``ValueError`` for non-finite rates within a ``with`` block.
 
-    glibc serves multi-MB allocations with fresh ``mmap`` pages (or trims
-    them back to the OS), so every chunk would pay a page fault per 4 KiB
-    of its temporaries; on the shapes of interest that costs as much as the
-    arithmetic. Temporaries that live within one forward or backward call
-    are therefore taken from grow-only buffers kept per thread, named by
-    role, shared by all ADC layers (like a convolution library's scratch
-    pad). They never escape a call. :func:`release_workspace` frees them.
+    A debugging aid: the check reads the rates on the host, which on a GPU
+    synchronises every ADC call, and it runs in eager mode only.
     """
-
-    def __init__(self) -> None:
-        self.buffers: Dict[Tuple[str, torch.dtype], Tensor] = {}
-
-    def get(self, name: str, shape: Tuple[int, ...], dtype: torch.dtype,
-            device: torch.device) -> Tensor:
-        """An uninitialised contiguous tensor of ``shape``."""
-        if device.type != 'cpu':  # caching allocators need no help
-            return torch.empty(shape, dtype=dtype, device=device)
-        numel = math.prod(shape)
-        buf = self.buffers.get((name, dtype))
-        if buf is None or buf.numel() < numel:
-            buf = torch.empty(numel, dtype=dtype)
-            self.buffers[(name, dtype)] = buf
-        return buf[:numel].view(shape)
+    global _check_rates
+    previous, _check_rates = _check_rates, bool(enabled)
+    try:
+        yield
+    finally:
+        _check_rates = previous
 
 
-_WORKSPACE = _Workspace()
+# ---------------------------------------------------------------------------
+# Kernels (shared by every implementation)
+# ---------------------------------------------------------------------------
 
 
-def release_workspace() -> None:
-    """Free the calling thread's ADC scratch buffers."""
-    _WORKSPACE.buffers.clear()
+def _safe_rates(rates: Tensor, input: Tensor, padding: List[int],
+                dilation: List[int]) -> Tuple[Tensor, Optional[Tensor]]:
+    """Rates the implementations can index with, and the finite samples.
+
+    A rate is clamped where all its taps but the centre read outside the
+    image anyway (same values, same zero rate gradient), so that no index
+    overflows; a non-finite rate is replaced by 0 and its sample reported in
+    the mask (None: every sample is finite), to be set to NaN afterwards.
+    """
+    height, width = input.shape[2:]
+    bound = (max(height, width) + 2 * max(padding) + 2) / min(dilation)
+    if rates.device.type == 'cpu':  # reading CPU values costs no sync
+        finite = bool(torch.isfinite(rates).all())
+        if finite and rates.numel() and float(rates.abs().max()) <= bound:
+            return rates, None
+        if finite:
+            return rates.clamp(-bound, bound), None
+    finite = torch.isfinite(rates)
+    safe = torch.where(finite, rates.clamp(-bound, bound),
+                       torch.zeros_like(rates))
+    return safe, finite.all(1)
 
 
-def _pair(value: IntOrPair, name: str, minimum: int) -> Tuple[int, int]:
+def _poison(tensor: Tensor, finite: Optional[Tensor]) -> Tensor:
+    """``tensor`` with NaN in the samples (dim 0) that are not finite."""
+    if finite is None:
+        return tensor
+    mask = finite.view(-1, *([1] * (tensor.dim() - 1)))
+    return tensor.masked_fill(~mask, float('nan'))
+
+
+def _forward_kernel(input: Tensor, weight: Tensor, rates: Tensor,
+                    bias: Optional[Tensor], stride: List[int],
+                    padding: List[int], dilation: List[int],
+                    compute_dtype: torch.dtype) -> Tensor:
+    safe, finite = _safe_rates(rates, input, padding, dilation)
+    if resolve_implementation(input, compute_dtype) == 'native':
+        out = native_cpu.forward(input, weight, safe, bias, stride, padding,
+                                 dilation)
+    else:
+        out = reference.forward(input, weight, safe, bias, stride, padding,
+                                dilation, compute_dtype)
+    return _poison(out, finite)
+
+
+def _forward_fake(input: Tensor, weight: Tensor, rates: Tensor,
+                  bias: Optional[Tensor], stride: List[int],
+                  padding: List[int], dilation: List[int],
+                  compute_dtype: torch.dtype) -> Tensor:
+    """Output metadata: ``F.conv2d``'s shape, the input's layout."""
+    num, _, height, width = input.shape
+    out_channels, _, kh, kw = weight.shape
+    out_h = (height + 2 * padding[0] - dilation[0] *
+             (kh - 1) - 1) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - dilation[1] *
+             (kw - 1) - 1) // stride[1] + 1
+    return torch.empty((num, out_channels, out_h, out_w),
+                       dtype=compute_dtype,
+                       device=input.device,
+                       memory_format=memory_format(input))
+
+
+def _backward_kernel(grad_out: Tensor, input: Tensor, weight: Tensor,
+                     rates: Tensor, stride: List[int], padding: List[int],
+                     dilation: List[int], compute_dtype: torch.dtype,
+                     output_mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
+    need_x, need_w, need_r = output_mask
+    safe, finite = _safe_rates(rates, input, padding, dilation)
+    if resolve_implementation(input, compute_dtype) == 'native':
+        grads = native_cpu.backward(grad_out, input, weight, safe, stride,
+                                    padding, dilation, need_x, need_w, need_r)
+    else:
+        grads = reference.backward(grad_out, input, weight, safe, stride,
+                                   padding, dilation, compute_dtype, need_x,
+                                   need_w, need_r)
+    grad_x, grad_w, grad_r = grads
+    # The op returns tensors only: an empty one for a gradient not asked
+    # for (the autograd formula turns it into None).
+    grad_x = _poison(grad_x, finite) if need_x else input.new_empty(0)
+    if need_w:
+        grad_w = grad_w.contiguous()
+        if finite is not None:
+            grad_w = grad_w.masked_fill(~finite.all(), float('nan'))
+    else:
+        grad_w = weight.new_empty(0)
+    grad_r = _poison(grad_r.contiguous(), finite) if need_r \
+        else rates.new_empty(0)
+    return grad_x, grad_w, grad_r
+
+
+def _backward_fake(grad_out: Tensor, input: Tensor, weight: Tensor,
+                   rates: Tensor, stride: List[int], padding: List[int],
+                   dilation: List[int], compute_dtype: torch.dtype,
+                   output_mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
+    need_x, need_w, need_r = output_mask
+    grad_x = torch.empty_like(input, memory_format=memory_format(input)) \
+        if need_x else input.new_empty(0)
+    grad_w = weight.new_empty(weight.shape) if need_w else weight.new_empty(0)
+    grad_r = rates.new_empty(rates.shape) if need_r else rates.new_empty(0)
+    return grad_x, grad_w, grad_r
+
+
+# ---------------------------------------------------------------------------
+# Autograd formula (shared by the registered op and the torch < 2.4 path)
+# ---------------------------------------------------------------------------
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    input, weight, rates, bias, stride, padding, dilation, dtype = inputs
+    ctx.save_for_backward(input, weight, rates)
+    ctx.conv_args = (stride, padding, dilation, dtype)
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _backward_formula(ctx, grad_out: Tensor):
+    input, weight, rates = ctx.saved_tensors
+    need_x, need_w, need_r, need_b = ctx.needs_input_grad[:4]
+    grad_x = grad_w = grad_r = grad_b = None
+    if need_x or need_w or need_r:
+        grad_x, grad_w, grad_r = _backward_op(grad_out, input, weight, rates,
+                                              *ctx.conv_args,
+                                              [need_x, need_w, need_r])
+        grad_x = grad_x if need_x else None
+        grad_w = grad_w if need_w else None
+        grad_r = grad_r if need_r else None
+    if need_b:  # False when bias is None
+        grad_b = grad_out.sum((0, 2, 3), dtype=ctx.bias_dtype)
+    return grad_x, grad_w, grad_r, grad_b, None, None, None, None
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        'adaptive_dilated_conv2d has no second derivative: a gradient of '
+        'a gradient through ADC (create_graph=True, e.g. a gradient penalty) '
+        'is not supported')
+
+
+if hasattr(torch.library, 'custom_op'):  # torch >= 2.4
+    _forward_op = torch.library.custom_op(
+        'mmadc::adaptive_dilated_conv2d', _forward_kernel, mutates_args=())
+    _forward_op.register_fake(_forward_fake)
+    _backward_op = torch.library.custom_op(
+        'mmadc::adaptive_dilated_conv2d_backward',
+        _backward_kernel,
+        mutates_args=())
+    _backward_op.register_fake(_backward_fake)
+    _forward_op.register_autograd(
+        _backward_formula, setup_context=_setup_context)
+    _backward_op.register_autograd(_no_double_backward)
+    _apply = torch.ops.mmadc.adaptive_dilated_conv2d
+else:  # the same kernels and formula, eager mode only
+
+    class _SecondDerivative(torch.autograd.Function):
+        """Identity on a gradient whose own gradient raises: a second
+        derivative through ADC fails clearly, as with the registered op."""
+
+        @staticmethod
+        def forward(ctx, grad, *inputs):
+            return grad.view_as(grad)
+
+        @staticmethod
+        def backward(ctx, *grads):
+            _no_double_backward(ctx)
+
+    class _AdaptiveDilatedConv2dFunction(torch.autograd.Function):
+
+        @staticmethod
+        def forward(ctx, *inputs):
+            _setup_context(ctx, inputs, None)
+            return _forward_kernel(*inputs)
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            with torch.no_grad():
+                grads = _backward_formula(ctx, grad_out)
+            if not torch.is_grad_enabled():
+                return grads
+            # create_graph=True: connect each gradient to the tensors it
+            # depends on, through a node that refuses to differentiate
+            saved = ctx.saved_tensors
+            return tuple(
+                None if g is None else _SecondDerivative.apply(g, *saved)
+                for g in grads)
+
+    _backward_op = _backward_kernel
+    _apply = _AdaptiveDilatedConv2dFunction.apply
+
+# ---------------------------------------------------------------------------
+# Functional API
+# ---------------------------------------------------------------------------
+
+
+def _pair(value: IntOrPair, name: str, minimum: int) -> List[int]:
     """Normalise an int-or-pair argument and check its range."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise ValueError(f'{name} must be an int or a pair of ints, '
                              f'got {value!r}')
-        pair = tuple(value)
+        pair = list(value)
     else:
-        pair = (value, value)
+        pair = [value, value]
     for item in pair:
         if isinstance(item, bool) or not isinstance(item, int):
             raise TypeError(f'{name} must be an int or a pair of ints, '
                             f'got {value!r}')
         if item < minimum:
             raise ValueError(f'{name} must be >= {minimum}, got {value!r}')
-    return pair  # type: ignore[return-value]
+    return pair
+
+
+def _autocast_dtype(input: Tensor) -> Optional[torch.dtype]:
+    """The autocast dtype that applies to ``input``, or None."""
+    if input.dtype == torch.float64:
+        return None  # autocast leaves float64 alone, as for F.conv2d
+    device_type = input.device.type
+    if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4: any device
+        try:
+            enabled = torch.is_autocast_enabled(device_type)
+        except RuntimeError:  # a device type without autocast support
+            return None
+        return torch.get_autocast_dtype(device_type) if enabled else None
+    if device_type == 'cpu':
+        return torch.get_autocast_cpu_dtype() \
+            if torch.is_autocast_cpu_enabled() else None
+    if device_type == 'cuda':
+        return torch.get_autocast_gpu_dtype() \
+            if torch.is_autocast_enabled() else None
+    return None
 
 
 def _check_arguments(input: Tensor, weight: Tensor, rates: Tensor,
                      bias: Optional[Tensor], autocast: bool) -> None:
-    """Raise a clear error for any argument ADC cannot handle."""
+    """Raise a clear error for any argument ADC cannot handle.
+
+    Only metadata is checked (shapes, dtypes, devices): no value, so no
+    synchronisation.
+    """
     for name, tensor in (('input', input), ('weight', weight), ('rates',
                                                                 rates)):
         if not isinstance(tensor, Tensor):
@@ -175,312 +355,6 @@ def _check_arguments(input: Tensor, weight: Tensor, rates: Tensor,
         if tensor is not None and tensor.device != input.device:
             raise ValueError(f'{name} is on {tensor.device} but input is on '
                              f'{input.device}')
-    # One host sync for both checks on the common (valid) path.
-    if not bool((torch.isfinite(rates) & (rates >= 0)).all()):
-        if not bool(torch.isfinite(rates).all()):
-            raise ValueError('rates must be finite, got NaN or inf values')
-        raise ValueError('rates must be non-negative, got min '
-                         f'{rates.min().item():g}')
-
-
-class _Geometry:
-    """Shapes, sampling bags and the chunked im2col of one call.
-
-    The im2col produces, per sample, the "tap image" ``Z`` of shape
-    ``(C_in, H_out * kh, W_out * kw)`` with
-    ``Z[c, ho * kh + i, wo * kw + j]`` the bilinear read of tap ``(i, j)``
-    for output ``(ho, wo)``. Then ``conv2d(Z, weight, stride=(kh, kw))`` is
-    exactly the ADC output, computed by the backend's tuned convolution
-    (oneDNN / cuDNN), and its weight gradient the ADC weight gradient.
-    """
-
-    def __init__(self, input: Tensor, weight: Tensor, rates: Tensor,
-                 stride: Tuple[int, int], padding: Tuple[int, int],
-                 dilation: Tuple[int, int]) -> None:
-        self.num, self.channels, self.height, self.width = input.shape
-        self.out_channels, _, self.kh, self.kw = weight.shape
-        self.device = input.device
-        self.groups = rates.shape[1]
-        self.dilation = dilation
-        # Interpolation always in >= float32 (float64 for float64 data).
-        self.sample_dtype = (
-            torch.float64 if input.dtype == torch.float64 else torch.float32)
-        # one rate per (sample, channel) plane, planes ordered n * C + c
-        plane_rates = rates.detach().repeat_interleave(
-            self.channels // self.groups, dim=1).reshape(-1)
-        self.plan_h = make_axis_plan(plane_rates, self.kh, self.height,
-                                     stride[0], padding[0], dilation[0],
-                                     self.sample_dtype)
-        self.plan_w = make_axis_plan(plane_rates, self.kw, self.width,
-                                     stride[1], padding[1], dilation[1],
-                                     self.sample_dtype)
-        self.out_h, self.out_w = self.plan_h.out_len, self.plan_w.out_len
-        self.num_cols = self.channels * self.kh * self.kw
-        self.length = self.out_h * self.out_w
-        budget = CHUNK_BYTES.get(input.device.type, DEFAULT_CHUNK_BYTES)
-        per_sample = self.num_cols * self.length * torch.finfo(
-            self.sample_dtype).bits // 8
-        self.chunk = max(1, min(self.num, budget // max(per_sample, 1)))
-        self.chunk_planes = self.chunk * self.channels
-        # W pass: rows (p, wo, j) of length H, read from the transposed
-        # input; H pass: rows (p, ho, i) of length W_out * kw, read from the
-        # transposed W-pass output; i.e. Z.
-        self.bags_w = resample_bags(
-            self.plan_w, 1, self.chunk_planes, taps_inner=True)
-        self.bags_h = resample_bags(
-            self.plan_h, 1, self.chunk_planes, taps_inner=True)
-
-    def chunks(self):
-        """Sample ranges ``(n0, n1)`` processed together."""
-        for n0 in range(0, self.num, self.chunk):
-            yield n0, min(n0 + self.chunk, self.num)
-
-    def sample(
-            self, input: Tensor, n0: int, n1: int,
-            need_z: bool) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
-        """Separable im2col of samples ``n0 .. n1 - 1``.
-
-        Returns:
-            tuple: ``xt``, the source buffer of the W pass (rows ``(p, w)``
-            of length H: the transposed input); ``maps``, the W pass output
-            (rows ``(p, wo, j)`` of length H: the input interpolated along W
-            for tap ``j``, stride applied); ``row_maps``, the source buffer
-            of the H pass (``maps`` transposed to rows ``(p, h)`` of length
-            ``W_out * kw``); and ``Z`` of shape
-            ``(n, C_in, H_out * kh, W_out * kw)``, or None.
-        """
-        num, p0, p1 = n1 - n0, n0 * self.channels, n1 * self.channels
-        planes = p1 - p0
-        xt = self.buffer('xt', planes * self.width + 1, self.height)
-        init_source_buffer(xt).view(num, self.channels, self.width,
-                                    self.height).copy_(input[n0:n1].transpose(
-                                        2, 3))
-        row_len = self.out_w * self.kw
-        maps = gather(xt, self.bags_w.planes(p0, p1),
-                      self.buffer('maps', planes * row_len, self.height))
-        row_maps = self.buffer('row_maps', planes * self.height + 1, row_len)
-        init_source_buffer(row_maps).view(planes, self.height, row_len).copy_(
-            maps.view(planes, row_len, self.height).transpose(1, 2))
-        taps = None
-        if need_z:
-            taps = gather(
-                row_maps, self.bags_h.planes(p0, p1),
-                self.buffer('taps', planes * self.out_h * self.kh,
-                            row_len)).view(num, self.channels,
-                                           self.out_h * self.kh, row_len)
-        return xt, maps, row_maps, taps
-
-    def buffer(self, name: str, *shape: int) -> Tensor:
-        """A scratch tensor in the sampling dtype (see :class:`_Workspace`).
-        """
-        return _WORKSPACE.get(name, shape, self.sample_dtype, self.device)
-
-
-class AdaptiveDilatedConv2dFunction(Function):
-    """Autograd function of :func:`adaptive_dilated_conv2d`.
-
-    Inputs are validated by the functional wrapper; ``gemm_dtype`` is the
-    dtype of the convolution/GEMMs and of the output (the autocast dtype
-    under autocast, else the input dtype). Like ``nn.Conv2d`` it saves only
-    the input, the weight and the rates (plus the small sampling bags); the
-    backward recomputes the tap image chunk by chunk.
-    """
-
-    @staticmethod
-    def forward(ctx, input: Tensor, weight: Tensor, rates: Tensor,
-                bias: Optional[Tensor], stride: Tuple[int, int],
-                padding: Tuple[int, int], dilation: Tuple[int, int],
-                gemm_dtype: torch.dtype) -> Tensor:
-        # Casts are explicit below; autocast must not re-cast anything.
-        with torch.autocast(input.device.type, enabled=False):
-            geo = _Geometry(input, weight, rates, stride, padding, dilation)
-            weight_g = weight.to(gemm_dtype)
-            bias_g = None if bias is None else bias.to(gemm_dtype)
-            out = None
-            for n0, n1 in geo.chunks():
-                taps = geo.sample(input, n0, n1, need_z=True)[3]
-                part = F.conv2d(
-                    taps.to(gemm_dtype),
-                    weight_g,
-                    bias_g,
-                    stride=(geo.kh, geo.kw))
-                if n1 - n0 == geo.num:
-                    out = part
-                else:
-                    if out is None:
-                        out = part.new_empty(geo.num, *part.shape[1:])
-                    out[n0:n1] = part
-            if out is None:  # empty batch
-                out = input.new_zeros(
-                    0,
-                    geo.out_channels,
-                    geo.out_h,
-                    geo.out_w,
-                    dtype=gemm_dtype)
-
-        ctx.save_for_backward(input, weight, rates)
-        ctx.geometry = geo
-        ctx.gemm_dtype = gemm_dtype
-        ctx.bias_dtype = None if bias is None else bias.dtype
-        return out.contiguous(memory_format=memory_format(input))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor):
-        input, weight, rates = ctx.saved_tensors
-        need_x, need_w, need_r, need_b = ctx.needs_input_grad[:4]
-        with torch.autocast(grad_out.device.type, enabled=False):
-            grads = _backward(ctx.geometry, ctx.gemm_dtype, input, weight,
-                              rates, grad_out, need_x, need_w, need_r)
-            grad_b = None
-            if need_b:
-                grad_b = grad_out.sum((0, 2, 3)).to(ctx.bias_dtype)
-        return (*grads, grad_b, None, None, None, None)
-
-
-def _backward(geo: _Geometry, gemm_dtype: torch.dtype, input: Tensor,
-              weight: Tensor, rates: Tensor, grad_out: Tensor, need_x: bool,
-              need_w: bool, need_r: bool):
-    """Input, weight and rate gradients, chunk by chunk.
-
-    Per chunk the tap image ``Z`` is recomputed for the weight gradient (the
-    weight gradient of ``conv2d(Z, weight, stride=(kh, kw))``). For the input
-    and the rates, the column gradients ``U = W^T @ grad`` (rows
-    ``(p, i, j, ho)``) are pulled back through the H pass and then the W pass
-    with the adjoint reads (see :func:`_backward_sampling`).
-    """
-    device = input.device
-    grad = grad_out.to(gemm_dtype).contiguous()
-    weight_g = weight.to(gemm_dtype)
-    grad_x = grad_w = grad_r = None
-    if need_x:
-        grad_x = torch.empty_like(input, memory_format=memory_format(input))
-    if need_w:
-        # accumulate over chunks in the weight's precision
-        grad_w = torch.zeros_like(weight)
-    if need_r:
-        grad_rho = torch.empty(
-            geo.num * geo.channels, dtype=geo.sample_dtype, device=device)
-    if need_x or need_r:
-        wmat_t = weight_g.reshape(geo.out_channels,
-                                  geo.num_cols).t().contiguous()
-        # U has rows (p, i, j, ho) of length W_out; the H adjoint yields rows
-        # (p, j, h) of length W_out, the W adjoint rows (p, w) of length H.
-        adj_h = adjoint_bags(geo.plan_h, geo.kw, geo.chunk_planes, need_r)
-        adj_w = adjoint_bags(geo.plan_w, 1, geo.chunk_planes, need_r)
-
-    for n0, n1 in geo.chunks():
-        p0, p1 = n0 * geo.channels, n1 * geo.channels
-        xt, maps, row_maps, taps = geo.sample(input, n0, n1, need_z=need_w)
-        del row_maps
-        if need_w:
-            grad_w += torch.ops.aten.convolution_backward(
-                grad[n0:n1], taps.to(gemm_dtype), weight_g, None,
-                [geo.kh, geo.kw], [0, 0], [1, 1], False, [0, 0], 1,
-                [False, True, False])[1]
-            del taps
-        if not (need_x or need_r):
-            continue
-        gxt, rho = _backward_sampling(geo, wmat_t, grad[n0:n1],
-                                      adj_h.planes(p0,
-                                                   p1), adj_w.planes(p0, p1),
-                                      xt, maps, need_x, need_r)
-        if need_x:
-            grad_x[n0:n1].copy_(
-                gxt.reshape(n1 - n0, geo.channels, geo.width,
-                            geo.height).transpose(2, 3))
-        if need_r:
-            grad_rho[p0:p1] = rho
-
-    if need_r:
-        grad_r = grad_rho.view(geo.num, geo.groups, geo.channels //
-                               geo.groups).sum(2).to(rates.dtype)
-    return grad_x, grad_w, grad_r
-
-
-def _backward_sampling(
-        geo: _Geometry, wmat_t: Tensor, grad: Tensor, adj_h: Bags, adj_w: Bags,
-        xt: Tensor, maps: Tensor, need_x: bool,
-        need_r: bool) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-    """Input and rate gradients of the planes of one chunk of samples.
-
-    The rate gradient of each plane is ``d_h * <Yd, T> + d_w * <Yw, X>``,
-    where ``T`` are the W-pass row maps, ``Yd``/``Yw`` the rho terms of the
-    two adjoint passes (the interpolant's derivative along H resp. W,
-    weighted by the tap offsets) and ``X`` the input; the caller sums it over
-    the channels of each dilation group.
-
-    Args:
-        geo (_Geometry): The call's geometry.
-        wmat_t (Tensor): Transposed flattened weight, ``(C_in * kh * kw,
-            C_out)``, in the GEMM dtype.
-        grad (Tensor): Output gradient of the chunk, ``(n, C_out, Ho, Wo)``.
-        adj_h (Bags): H adjoint bags of the chunk's planes (with the rho
-            term interleaved iff ``need_r``).
-        adj_w (Bags): W adjoint bags, likewise.
-        xt (Tensor): Source buffer of the W pass (transposed input).
-        maps (Tensor): W-pass output, rows ``(p, wo, j)`` of length H.
-        need_x (bool): Compute the input gradient.
-        need_r (bool): Compute the rate gradient.
-
-    Returns:
-        tuple[Tensor | None, Tensor | None]: The transposed input gradient
-        ``(P, W, H)`` and the gradient w.r.t. each plane's rate.
-    """
-    num = grad.shape[0]
-    planes = num * geo.channels
-    terms = 2 if need_r else 1  # value (and rho term) per adjoint row
-    col_grad = geo.buffer('col_grad', num * geo.num_cols * geo.out_h + 1,
-                          geo.out_w)
-    target = init_source_buffer(col_grad).view(num, geo.num_cols, geo.length)
-    wmat_b = wmat_t.expand(num, -1, -1)
-    grad = grad.reshape(num, geo.out_channels, geo.length)
-    if wmat_t.dtype == target.dtype:
-        torch.bmm(wmat_b, grad, out=target)
-    else:  # autocast: GEMM in the low precision, sampling in float32
-        target.copy_(torch.bmm(wmat_b, grad))
-    # H pass adjoint: gradient of the row maps (and Yd), rows (p, j, h) of
-    # length W_out; the gradient is transposed to the W pass's output layout
-    # (p, j, wo, h).
-    z = gather(
-        col_grad, adj_h,
-        geo.buffer('z', planes * geo.kw * geo.height * terms,
-                   geo.out_w)).view(planes, geo.kw, geo.height, terms,
-                                    geo.out_w)
-    zt = geo.buffer('zt', planes * geo.kw * geo.out_w + 1, geo.height)
-    init_source_buffer(zt).view(planes, geo.kw, geo.out_w,
-                                geo.height).copy_(z[:, :, :,
-                                                    0].transpose(2, 3))
-    rate = None
-    if need_r:
-        # <Yd, T> with T = maps, both taken in (p, j, wo, h) order
-        prod = geo.buffer('prod', planes, geo.kw, geo.out_w, geo.height)
-        prod.copy_(z[:, :, :, 1].transpose(2, 3))
-        prod.mul_(
-            maps.view(planes, geo.out_w, geo.kw, geo.height).transpose(1, 2))
-        rate = geo.dilation[0] * prod.view(planes, -1).sum(1)
-    # W pass adjoint (and Yw): rows (p, w) of length H
-    gxt = gather(zt, adj_w,
-                 geo.buffer('gxt', planes * geo.width * terms,
-                            geo.height)).view(planes, geo.width, terms,
-                                              geo.height)
-    if need_r:
-        yw = gxt[:, :, 1]
-        rate += geo.dilation[1] * (
-            yw * xt[1:].view(planes, geo.width, geo.height)).sum((1, 2))
-    return gxt[:, :, 0] if need_x else None, rate
-
-
-def _autocast_dtype(input: Tensor) -> Optional[torch.dtype]:
-    """The autocast dtype that applies to ``input``, or None."""
-    device_type = input.device.type
-    if input.dtype == torch.float64:
-        return None  # autocast leaves float64 alone, as for F.conv2d
-    try:
-        enabled = torch.is_autocast_enabled(device_type)
-    except RuntimeError:  # a device type without autocast support
-        return None
-    return torch.get_autocast_dtype(device_type) if enabled else None
 
 
 def adaptive_dilated_conv2d(input: Tensor,
@@ -496,7 +370,9 @@ def adaptive_dilated_conv2d(input: Tensor,
     dilation)`` when all rates are 1, and to ``F.conv2d`` with dilation
     ``dilation * r`` and padding ``dilation * r * (k // 2)`` when all rates
     equal an integer ``r`` and ``padding = dilation * (k // 2)``. Fractional
-    rates read the input by bilinear interpolation.
+    rates read the input by bilinear interpolation. Calls
+    ``torch.ops.mmadc.adaptive_dilated_conv2d`` (see the module docstring
+    for negative and non-finite rates).
 
     Under ``torch.autocast`` (float16/bfloat16) the interpolation runs in
     float32, the GEMMs in the autocast dtype (accumulating in float32) and
@@ -509,9 +385,9 @@ def adaptive_dilated_conv2d(input: Tensor,
             channels_last.
         weight (Tensor): Weight of shape ``(C_out, C_in, kh, kw)`` with odd
             ``kh`` and ``kw``.
-        rates (Tensor): Non-negative finite dilation rates of shape
-            ``(N, g)``; ``g`` must divide ``C_in`` and channel ``c`` uses
-            group ``c * g // C_in``. Differentiable.
+        rates (Tensor): Dilation rates of shape ``(N, g)``; ``g`` must
+            divide ``C_in`` and channel ``c`` uses group ``c * g // C_in``.
+            Differentiable.
         bias (Tensor, optional): Bias of shape ``(C_out, )``.
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
@@ -537,10 +413,8 @@ def adaptive_dilated_conv2d(input: Tensor,
                 f'input of size {tuple(input.shape[2:])} is too small for '
                 f'kernel size {tuple(weight.shape[2:])} with padding '
                 f'{padding} and dilation {dilation}')
-    gemm_dtype = autocast_dtype or input.dtype
-    if use_native(input, gemm_dtype):
-        return NativeAdaptiveDilatedConv2dFunction.apply(
-            input, weight, rates, bias, stride, padding, dilation)
-    return AdaptiveDilatedConv2dFunction.apply(input, weight, rates, bias,
-                                               stride, padding, dilation,
-                                               gemm_dtype)
+    if _check_rates and not bool(torch.isfinite(rates).all()):
+        raise ValueError('rates must be finite, got NaN or inf values '
+                         '(MMADC_CHECK_RATES=1)')
+    return _apply(input, weight, rates, bias, stride, padding, dilation,
+                  autocast_dtype or input.dtype)

@@ -1,5 +1,8 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Adaptive dilated convolution layer, a drop-in for ``nn.Conv2d``."""
+"""Adaptive dilated convolution layer, a drop-in for ``nn.Conv2d``.
+
+Registered as the mmcv conv layer ``'ADC'`` by :mod:`mmadc.models.layers`.
+"""
 from typing import Optional, Tuple, Union
 
 import torch
@@ -7,8 +10,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..utils.conv_registry import register_conv_layer
 from .adaptive_dilated_conv import adaptive_dilated_conv2d
+
+# torch.compiler.is_exporting: torch >= 2.5
+_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting',
+                     lambda: False)
 
 
 class DilationRateRegressor(nn.Module):
@@ -238,7 +244,10 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
             raise ValueError(f'input has {x.shape[1]} channels but '
                              f'in_channels={self.in_channels}')
         rates = self.rate_regressor(x)
-        self.last_rates = rates.detach()
+        # For the rate hook and the analysis tools; an exported program is
+        # stateless (and its export would warn about the attribute).
+        if not _exporting():
+            self.last_rates = rates.detach()
         return adaptive_dilated_conv2d(x, self.weight, rates,
                                        self.bias, self.stride,
                                        self._padding_pair(), self.dilation)
@@ -248,6 +257,3 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
                 f', dilation_groups={self.dilation_groups}, '
                 f'max_rate={self.max_rate}')
 
-
-register_conv_layer('ADC', AdaptiveDilatedConv2d)
-register_conv_layer('AdaptiveDilatedConv2d', AdaptiveDilatedConv2d)

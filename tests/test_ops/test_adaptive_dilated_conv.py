@@ -227,7 +227,7 @@ def test_matches_deform_conv2d_values_and_gradients(seed, case):
 @pytest.mark.parametrize('chunk_bytes', [1, 4000])
 def test_chunked_batch_matches_deform_conv2d(monkeypatch, chunk_bytes):
     """Samples processed in chunks (1 and 2 per chunk, uneven last chunk)."""
-    from mmadc.ops import adaptive_dilated_conv as module
+    from mmadc.ops import reference as module
     monkeypatch.setitem(module.CHUNK_BYTES, 'cpu', chunk_bytes)
     x = _rand(5, 2, 7, 6, seed=81)
     w = _rand(3, 2, 3, 3, seed=82)
@@ -245,7 +245,7 @@ def test_chunked_batch_matches_deform_conv2d(monkeypatch, chunk_bytes):
 def test_scratch_buffers_never_alias_results():
     """Outputs and gradients stay intact when later calls (other shapes and
     dtypes) reuse the per-thread scratch buffers."""
-    from mmadc.ops.adaptive_dilated_conv import release_workspace
+    from mmadc.ops.reference import release_workspace
     x = _rand(2, 3, 6, 5, seed=91)
     w = _rand(2, 3, 3, 3, seed=92)
     rates = torch.rand(2, 3, dtype=DTYPE) * 2
@@ -569,12 +569,8 @@ def _args(**overrides):
         (dict(rates=torch.ones(2)), ValueError, 'rates'),
         (dict(rates=torch.ones(3, 2)), ValueError, 'rates'),
         (dict(rates=torch.ones(2, 0)), ValueError, 'rates'),
-        (dict(rates=torch.tensor([[1., -0.5], [1., 1.]])), ValueError,
-         'rates must be non-negative'),
-        (dict(rates=torch.tensor([[1., float('nan')], [1., 1.]])), ValueError,
-         'rates must be finite'),
-        (dict(rates=torch.tensor([[1., float('inf')], [1., 1.]])), ValueError,
-         'rates must be finite'),
+        # rate values are not checked (no host sync): see
+        # test_adc_operator.py for negative and non-finite rates
         (dict(rates=[[1., 1.], [1., 1.]]), TypeError, 'rates'),
         (dict(input=torch.randn(4, 6, 6)), ValueError, 'input must be a 4-D'),
         (dict(input=torch.randn(2, 5, 6, 6)), ValueError, 'weight expects'),

@@ -21,7 +21,7 @@ gradients of the input, the weight and the rates (offsets for deform) with
 ``torch.autograd.grad``.
 
 ``--impl`` picks ADC's implementation: ``auto`` (the native CPU kernel
-where it applies, see :mod:`mmadc.ops.native_cpu`), ``native`` or
+where it applies, see :mod:`mmadc.ops.implementations`), ``native`` or
 ``reference``.
 
 Memory: the peak memory one forward+backward adds to what is in use before
@@ -49,9 +49,9 @@ from torchvision.ops import deform_conv2d
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
                                          median_ratio, peak_memory_mb,
                                          time_rounds_ms)
-from mmadc.ops import adaptive_dilated_conv2d
-from mmadc.ops.adaptive_dilated_conv import release_workspace
-from mmadc.ops.native_cpu import adc_implementation, native_cpu_available
+from mmadc.ops import adaptive_dilated_conv2d, adc_implementation
+from mmadc.ops.native_cpu import native_cpu_available
+from mmadc.ops.reference import release_workspace
 
 
 class Shape(NamedTuple):

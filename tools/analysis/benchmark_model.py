@@ -29,7 +29,8 @@ from mmengine.structures import InstanceData, PixelData
 
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
                                          peak_memory_mb, time_interleaved_ms)
-from mmadc.ops.native_cpu import adc_implementation, native_cpu_available
+from mmadc.ops import adc_implementation
+from mmadc.ops.native_cpu import native_cpu_available
 
 DEFAULT_CONFIGS = [
     'configs/pose/td-hm_res50_4xb32-140e_coco-256x192.py',

@@ -515,7 +515,7 @@ at::Tensor gemm_nt(const at::Tensor& a, const at::Tensor& b) {
   const c10::OperatorHandle* op = onednn_linear();
   if (use_onednn && op != nullptr && a.scalar_type() == at::kFloat) {
     torch::jit::Stack stack{a, b, c10::IValue(), std::string("none"),
-                            c10::List<std::optional<at::Scalar>>(),
+                            c10::List<c10::optional<at::Scalar>>(),
                             c10::IValue()};
     op->callBoxed(&stack);
     return stack.back().toTensor();

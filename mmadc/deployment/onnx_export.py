@@ -1,0 +1,185 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Export an mmpose or mmseg model (with or without ADC) to ONNX.
+
+The model is traced with ``torch.export`` (ADC stays one
+``mmadc::adaptive_dilated_conv2d`` call), each ADC call is replaced by its
+decomposition into standard operators (:mod:`mmadc.ops.decomposition`:
+``GridSample`` and ``MatMul``), and the program goes through PyTorch's ONNX
+exporter. The file has the default ONNX domain only, so plain onnxruntime
+and TensorRT load it.
+
+Like mmdeploy's exports, the ONNX model is the network's tensor forward
+(``model(inputs, mode='tensor')``): inputs are already normalised by the
+config's ``data_preprocessor`` (mean/std, BGR to RGB), outputs are the raw
+heatmaps (pose) or segmentation logits (seg), decoded outside.
+"""
+import os.path as osp
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from mmadc.ops.decomposition import DECOMPOSITIONS
+
+
+class ExportError(Exception):
+    """An export that cannot proceed; the message is one line for users."""
+
+
+class TensorForward(nn.Module):
+    """``model(inputs, mode='tensor')`` as a plain module of one tensor.
+
+    What export and deployment trace: the network without data samples,
+    pre- or post-processing. A model with several outputs (e.g. mmseg's
+    auxiliary heads in train mode) gives its first.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = self.model(inputs, None, mode='tensor')
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def _scope_models(cfg):
+    """The MODELS registry of the config's default scope."""
+    scope = cfg.get('default_scope')
+    if scope == 'mmpose':
+        from mmpose.registry import MODELS
+    elif scope == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        raise ExportError(f'config: default_scope {scope!r} is neither '
+                          "'mmpose' nor 'mmseg'")
+    from mmengine.registry import init_default_scope
+    init_default_scope(scope)
+    return MODELS
+
+
+def build_model(config: str, checkpoint: Optional[str]) -> Tuple[nn.Module,
+                                                                  object]:
+    """The config's model in eval mode with the checkpoint's weights.
+
+    Args:
+        config (str): An mmpose or mmseg config file.
+        checkpoint (str, optional): A checkpoint of that config (None: the
+            model's fresh initialisation, no pretrained weights loaded).
+
+    Returns:
+        tuple: The model (eval mode, CPU) and the config.
+
+    Raises:
+        ExportError: Unknown config, missing checkpoint, or a checkpoint
+            whose weights do not fit the config's model.
+    """
+    from mmengine.config import Config
+    if not osp.isfile(config):
+        raise ExportError(f'config: "{config}" does not exist')
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise ExportError(f'checkpoint: "{checkpoint}" does not exist')
+    import mmadc  # noqa: F401  registers ADC and its backbones
+    cfg = Config.fromfile(config)
+    models = _scope_models(cfg)
+    model_cfg = cfg.model.copy()
+    model = models.build(model_cfg)
+    if checkpoint is not None:
+        from mmengine.runner.checkpoint import _load_checkpoint
+        state = _load_checkpoint(checkpoint, map_location='cpu')
+        state = state.get('state_dict', state)
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        mismatched = sorted(k for k in set(own) & set(state)
+                            if own[k].shape != state[k].shape)
+        if missing or unexpected or mismatched:
+            parts = [
+                f'{len(keys)} {what} (e.g. {keys[0]})'
+                for keys, what in ((missing, 'missing keys'),
+                                   (unexpected, 'unexpected keys'),
+                                   (mismatched, 'shape mismatches')) if keys
+            ]
+            raise ExportError(f'checkpoint: "{checkpoint}" does not fit the '
+                              f'model of "{config}": {", ".join(parts)}')
+        model.load_state_dict(state)
+    return model.eval(), cfg
+
+
+def default_shape(cfg) -> Optional[Tuple[int, int]]:
+    """The config's input size ``(H, W)``: the pose codec's input size or
+    the segmentation crop size; None if it names neither."""
+    codec = cfg.get('codec')
+    if isinstance(codec, dict) and 'input_size' in codec:
+        width, height = codec['input_size']
+        return int(height), int(width)
+    crop = cfg.get('crop_size')
+    if crop is not None:
+        return int(crop[0]), int(crop[1])
+    return None
+
+
+def export_onnx(model: nn.Module,
+                shape: Sequence[int],
+                out_file: str,
+                dynamic_batch: bool = False) -> torch.Tensor:
+    """Export ``model``'s tensor forward at input ``(N, 3, H, W)``.
+
+    Args:
+        model (nn.Module): An mmpose/mmseg model in eval mode.
+        shape (Sequence[int]): Input height and width.
+        out_file (str): The ONNX file to write.
+        dynamic_batch (bool): Keep the batch dimension symbolic (traced at
+            batch size 2: torch.export specialises a size of 1); else the
+            batch size is 1.
+
+    Returns:
+        Tensor: The input the model was traced with.
+
+    Raises:
+        ExportError: The model cannot take that shape.
+    """
+    height, width = shape
+    if height < 1 or width < 1:
+        raise ExportError(f'--shape: expected two positive sizes H W, got '
+                          f'{height} {width}')
+    module = TensorForward(model).eval()
+    example = torch.randn(2 if dynamic_batch else 1, 3, height, width)
+    try:
+        with torch.no_grad():
+            module(example)
+    except Exception as err:  # the model's own message, on one line
+        first = str(err).strip().splitlines()[0] if str(err) else ''
+        raise ExportError(f'--shape: the model cannot take an input of '
+                          f'{height}x{width}: {type(err).__name__}: '
+                          f'{first}') from err
+    dynamic_shapes = None
+    if dynamic_batch:
+        dynamic_shapes = ({0: torch.export.Dim('batch', min=1, max=1024)}, )
+    with torch.no_grad():
+        program = torch.export.export(
+            module, (example, ), dynamic_shapes=dynamic_shapes)
+    program = program.run_decompositions(DECOMPOSITIONS)
+    torch.onnx.export(
+        program, (example, ),
+        out_file,
+        input_names=['input'],
+        output_names=['output'],
+        dynamo=True,
+        verbose=False)
+    return example
+
+
+def check_with_onnxruntime(model: nn.Module, onnx_file: str,
+                           inputs: torch.Tensor) -> float:
+    """Largest difference between onnxruntime and PyTorch on ``inputs``,
+    relative to the largest absolute output of PyTorch."""
+    import onnxruntime
+    session = onnxruntime.InferenceSession(
+        onnx_file, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    got = session.run(None, {name: inputs.numpy()})[0]
+    with torch.no_grad():
+        expected = TensorForward(model).eval()(inputs)
+    scale = float(expected.abs().max()) or 1.0
+    return float((torch.from_numpy(got) - expected).abs().max()) / scale

@@ -1,0 +1,261 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""ADC as a registered PyTorch operator.
+
+``torch.library.opcheck`` checks the schema, the fake kernel (shapes,
+dtypes and strides against the real kernel), the registered autograd and
+tracing with dynamic shapes; the rest checks what users rely on: compile
+without graph breaks, export with a dynamic batch (which fails on any
+data-dependent control flow, i.e. on a host synchronisation), the
+semantics of rate values that are not checked, and the torch-only import.
+"""
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
+
+from mmadc.ops import (AdaptiveDilatedConv2d, adaptive_dilated_conv2d,
+                       adc_rate_check)
+
+pytestmark = pytest.mark.usefixtures('adc_impl')
+
+needs_custom_op = pytest.mark.skipif(
+    not hasattr(torch.library, 'custom_op'),
+    reason='the registered op needs torch >= 2.4 (torch.library.custom_op)')
+
+# (N, C_in, C_out, H, W, kernel, stride, padding, dilation, groups, bias)
+CASES = [
+    (2, 4, 3, 7, 6, (3, 3), (1, 1), (1, 1), (1, 1), 4, True),
+    (1, 6, 2, 9, 8, (3, 3), (2, 2), (2, 2), (2, 2), 3, False),
+    (3, 2, 4, 6, 7, (5, 3), (1, 2), (2, 0), (1, 2), 1, True),
+    (2, 4, 5, 5, 5, (3, 3), (2, 1), (0, 1), (1, 1), 2, False),
+]
+
+
+def _case(case, dtype, seed=0, channels_last=False):
+    num, cin, cout, h, w, k, s, p, d, g, bias = case
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(num, cin, h, w, generator=gen, dtype=dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(cout, cin, *k, generator=gen, dtype=dtype)
+    rates = 3 * torch.rand(num, g, generator=gen, dtype=dtype)
+    b = torch.randn(cout, generator=gen, dtype=dtype) if bias else None
+    return x, weight, rates, b, list(s), list(p), list(d)
+
+
+@needs_custom_op
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_opcheck_forward(case, dtype):
+    x, weight, rates, b, s, p, d = _case(case, dtype)
+    for t in (x, weight, rates, b):
+        if t is not None:
+            t.requires_grad_()
+    torch.library.opcheck(torch.ops.mmadc.adaptive_dilated_conv2d,
+                          (x, weight, rates, b, s, p, d, dtype))
+
+
+@needs_custom_op
+@pytest.mark.parametrize('case', CASES[:2])
+@pytest.mark.parametrize('mask', [[True, True, True], [False, True, False],
+                                  [True, False, True]])
+def test_opcheck_backward(case, mask):
+    x, weight, rates, _, s, p, d = _case(case, torch.float64)
+    out = adaptive_dilated_conv2d(x, weight, rates, None, s, p, d)
+    grad = torch.randn_like(out)
+    torch.library.opcheck(
+        torch.ops.mmadc.adaptive_dilated_conv2d_backward,
+        (grad, x, weight, rates, s, p, d, torch.float64, mask),
+        test_utils=('test_schema', 'test_faketensor',
+                    'test_aot_dispatch_dynamic'))
+
+
+@needs_custom_op
+def test_opcheck_channels_last():
+    """The fake kernel reports the layout the kernels return."""
+    x, weight, rates, b, s, p, d = _case(CASES[0], torch.float32,
+                                         channels_last=True)
+    out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(torch.ops.mmadc.adaptive_dilated_conv2d,
+                          (x, weight.requires_grad_(), rates, b, s, p, d,
+                           torch.float32))
+
+
+def _deform(x, weight, rates, bias, stride, padding, dilation):
+    """deform_conv2d with the offsets of ADC's rates (independent oracle)."""
+    num, groups = rates.shape
+    kh, kw = weight.shape[2:]
+    out_h = (x.shape[2] + 2 * padding[0] - dilation[0] *
+             (kh - 1) - 1) // stride[0] + 1
+    out_w = (x.shape[3] + 2 * padding[1] - dilation[1] *
+             (kw - 1) - 1) // stride[1] + 1
+    offsets = []
+    for gr in range(groups):
+        for i in range(-(kh // 2), kh // 2 + 1):
+            for j in range(-(kw // 2), kw // 2 + 1):
+                offsets.append(dilation[0] * (rates[:, gr] - 1) * i)
+                offsets.append(dilation[1] * (rates[:, gr] - 1) * j)
+    offset = torch.stack(offsets, 1)[:, :, None, None].expand(
+        num, len(offsets), out_h, out_w)
+    return deform_conv2d(x, offset, weight, bias, stride, padding, dilation)
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_negative_rates_mirror_the_footprint(case):
+    """A negative rate is read as documented (tap i at centre + d*r*i),
+    equal to deform_conv2d with the same offsets, values and gradients."""
+    x, weight, rates, b, s, p, d = _case(case, torch.float64, seed=3)
+    rates = (rates - 1.7).requires_grad_()
+    x.requires_grad_()
+    weight.requires_grad_()
+    out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+    ref = _deform(x, weight, rates, b, s, p, d)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, weight, rates), grad)
+    expected = torch.autograd.grad(ref, (x, weight, rates), grad)
+    for a, e in zip(got, expected):
+        torch.testing.assert_close(a, e, rtol=0, atol=1e-9)
+
+
+def test_huge_rates_read_zeros_outside():
+    """Rates whose taps all land outside the image leave the centre tap,
+    a 1x1 convolution (F.conv2d oracle), also for rates near float max."""
+    x, weight, _, b, s, p, d = _case(CASES[0], torch.float64, seed=4)
+    centre = weight[:, :, 1:2, 1:2]
+    expected = F.conv2d(x, centre, b, stride=s)
+    for value in (50.0, 1e9, -3e38):
+        rates = torch.full((2, 4), value, dtype=torch.float64)
+        rates.requires_grad_()
+        out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+        grad_r, = torch.autograd.grad(out.sum(), rates)
+        assert torch.equal(grad_r, torch.zeros_like(grad_r))
+
+
+def test_non_finite_rates_give_nan_samples_only():
+    """A NaN or inf rate makes its sample NaN (output and gradients), like
+    a NaN input of a convolution; the other samples are exact."""
+    x, weight, rates, b, s, p, d = _case(CASES[0], torch.float64, seed=5)
+    rates = rates.clone()
+    rates[1, 2] = float('nan')
+    x = torch.cat([x, x[:1]])
+    rates = torch.cat([rates, rates[:1]])
+    rates[2, 0] = float('inf')
+    x.requires_grad_()
+    rates.requires_grad_()
+    out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+    finite = adaptive_dilated_conv2d(x[:1], weight, rates[:1], b, s, p, d)
+    torch.testing.assert_close(out[:1], finite, rtol=0, atol=0)
+    assert out[1:].isnan().all()
+    gx, gr = torch.autograd.grad(out.sum(), (x, rates))
+    assert gx[1:].isnan().all() and gr[1:].isnan().all()
+
+
+def test_rate_check_switch_raises():
+    x, weight, rates, b, s, p, d = _case(CASES[0], torch.float32)
+    rates[0, 0] = float('nan')
+    with adc_rate_check():
+        with pytest.raises(ValueError, match='rates must be finite'):
+            adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+    rates[0, 0] = -1.0  # negative rates are valid, also when checking
+    with adc_rate_check():
+        adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+
+
+def test_second_derivative_raises_clearly():
+    """A gradient penalty through ADC must not silently drop ADC's part."""
+    x, weight, rates, b, s, p, d = _case(CASES[0], torch.float64)
+    x.requires_grad_()
+    weight.requires_grad_()
+    out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
+    grad_x, = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match='no second derivative'):
+        grad_x.square().sum().backward()
+
+
+def _layer(seed=0):
+    torch.manual_seed(seed)
+    layer = AdaptiveDilatedConv2d(8, 6, 3, padding=1, dilation_groups=4)
+    with torch.no_grad():  # away from rate 1, where sampling is trivial
+        layer.rate_regressor.fc2.weight.normal_(0, 0.1)
+        layer.rate_regressor.fc2.bias.uniform_(0.3, 2.5)
+    return layer
+
+
+@needs_custom_op
+def test_compile_layer_fullgraph_matches_eager():
+    """No graph break (fullgraph), outputs and every gradient equal to
+    eager, and ``last_rates`` is set by the compiled forward."""
+    layer = _layer()
+    x = torch.randn(3, 8, 10, 9)
+    compiled = torch.compile(layer, fullgraph=True, dynamic=False)
+    results = []
+    for run in (compiled, layer):
+        layer.zero_grad()
+        layer.last_rates = None
+        xg = x.clone().requires_grad_()
+        out = run(xg)
+        out.square().sum().backward()
+        results.append((out.detach(), xg.grad, layer.last_rates,
+                        [q.grad.clone() for q in layer.parameters()]))
+    (out_c, gx_c, rates_c, gp_c), (out_e, gx_e, rates_e, gp_e) = results
+    torch.testing.assert_close(out_c, out_e, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx_c, gx_e, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(rates_c, rates_e)
+    for got, expected in zip(gp_c, gp_e):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    explanation = torch._dynamo.explain(layer)(x)
+    assert explanation.graph_break_count == 0
+
+
+@needs_custom_op
+def test_export_with_dynamic_batch_equals_eager():
+    """torch.export traces no data-dependent branch (a rate value check
+    would be one, and a host sync on GPUs) and keeps the op."""
+    layer = _layer(1).eval()
+    batch = torch.export.Dim('batch', min=1, max=64)
+    program = torch.export.export(
+        layer, (torch.randn(2, 8, 10, 9), ),
+        dynamic_shapes=({
+            0: batch
+        }, ))
+    targets = {str(node.target) for node in program.graph.nodes}
+    assert 'mmadc.adaptive_dilated_conv2d.default' in targets
+    for num in (1, 5):
+        x = torch.randn(num, 8, 10, 9)
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), layer(x))
+
+
+def test_torch_only_import():
+    """``mmadc.ops`` needs torch only: with the OpenMMLab packages made
+    unimportable, the operator and the layer work (forward and backward)."""
+    code = '''
+import sys
+for name in ('mmengine', 'mmcv', 'mmdet', 'mmpose', 'mmseg'):
+    sys.modules[name] = None
+import torch
+from mmadc.ops import AdaptiveDilatedConv2d
+layer = AdaptiveDilatedConv2d(4, 4, 3, padding=1)
+x = torch.randn(2, 4, 6, 6, requires_grad=True)
+out = layer(x)
+out.sum().backward()
+ref = torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=1)
+assert torch.allclose(out, ref, atol=1e-5), 'rate-1 ADC is not the conv'
+loaded = [n for n, m in sys.modules.items()
+          if m is not None and n.split('.')[0] in (
+              'mmengine', 'mmcv', 'mmdet', 'mmpose', 'mmseg')]
+assert not loaded, loaded
+print('ok')
+'''
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr
+

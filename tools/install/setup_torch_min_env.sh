@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Build a second environment with the lowest torch mmadc supports, for the
+# operator and layer tests (tests/test_ops): torch only, no OpenMMLab.
+#
+#   tools/install/setup_torch_min_env.sh      # creates/updates ./.venv-torch-min
+#   MMADC_TORCH_MIN_VENV=/path tools/install/setup_torch_min_env.sh
+#
+# torch 2.1 is what the prebuilt mmcv 2.1.0 wheels most OpenMMLab users have
+# are built for. `make test` runs tests/test_ops here after the main suite.
+# Idempotent like setup_env.sh.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="${MMADC_TORCH_MIN_VENV:-$ROOT/.venv-torch-min}"
+PYTHON="${PYTHON:-python3}"
+STAMP="$VENV/.mmadc-env-stamp"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+fingerprint() {
+  cat "$ROOT/tools/install/setup_torch_min_env.sh" "$ROOT/requirements/torch_min.txt" \
+      "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml" \
+      "$ROOT"/mmadc/ops/csrc/* \
+    | sha256sum | cut -d' ' -f1
+}
+
+# (from / so that the installed mmadc is imported, not the source tree's)
+check_env() {
+  (cd / && "$VENV/bin/python" -c 'import torch, torchvision, mmadc.ops._adc_cpu')
+}
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]] && check_env 2>/dev/null; then
+  echo "mmadc lowest-torch environment at $VENV is up to date."
+  exit 0
+fi
+
+echo "==> lowest-torch environment at $VENV"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip)
+# torch 2.1 wheels come from PyPI as a CUDA build (about 2.5 GB the first
+# time, cached by pip afterwards); they run on the CPU. numpy < 2: torch
+# 2.1 was built against numpy 1.
+"${PIP[@]}" install -q "setuptools>=77,<81" wheel ninja
+"${PIP[@]}" install -q -r "$ROOT/requirements/torch_min.txt"
+
+# mmadc itself, not editable: the native kernel is compiled against this
+# torch in a copy of the sources, so that it never shares build/ or the
+# in-place extension with the main environment's editable install.
+src="$(mktemp -d)"
+trap 'rm -rf "$src"' EXIT
+cp -r "$ROOT/mmadc" "$ROOT/requirements" "$ROOT/setup.py" "$ROOT/setup.cfg" \
+      "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
+find "$src" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
+MMADC_WITH_CPU_KERNEL="${MMADC_WITH_CPU_KERNEL:-1}" \
+  "${PIP[@]}" install -q --no-deps --no-build-isolation --force-reinstall "$src"
+check_env
+"$VENV/bin/python" -c 'import torch; print("mmadc lowest-torch environment ready: torch", torch.__version__)'
+fingerprint > "$STAMP"
