@@ -34,6 +34,7 @@ kernel or the PyTorch reference). On torch older than 2.4 (no
 plain ``autograd.Function``: eager mode only.
 """
 import contextlib
+import math
 import os
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -82,11 +83,12 @@ def _safe_rates(rates: Tensor, input: Tensor, padding: List[int],
     """
     height, width = input.shape[2:]
     bound = (max(height, width) + 2 * max(padding) + 2) / min(dilation)
-    if rates.device.type == 'cpu':  # reading CPU values costs no sync
-        finite = bool(torch.isfinite(rates).all())
-        if finite and rates.numel() and float(rates.abs().max()) <= bound:
+    if rates.device.type == 'cpu' and rates.numel():
+        # reading CPU values costs no sync; one reduction (NaN propagates)
+        largest = float(rates.abs().amax())
+        if largest <= bound:
             return rates, None
-        if finite:
+        if math.isfinite(largest):
             return rates.clamp(-bound, bound), None
     finite = torch.isfinite(rates)
     safe = torch.where(finite, rates.clamp(-bound, bound),

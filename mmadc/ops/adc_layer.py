@@ -256,4 +256,3 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
         return (super().extra_repr() +
                 f', dilation_groups={self.dilation_groups}, '
                 f'max_rate={self.max_rate}')
-

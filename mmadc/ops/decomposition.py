@@ -42,13 +42,14 @@ def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
     # (N * C, 1, 1): each plane's rate times the base dilation per axis
     plane_rates = rates.to(sample_dtype).repeat_interleave(
         channels // rates.shape[1], dim=1).reshape(-1, 1, 1)
-    taps_h = torch.arange(kh, dtype=sample_dtype, device=input.device) - kh // 2
-    taps_w = torch.arange(kw, dtype=sample_dtype, device=input.device) - kw // 2
+    like = dict(dtype=sample_dtype, device=input.device)
+    taps_h = torch.arange(kh, **like) - kh // 2
+    taps_w = torch.arange(kw, **like) - kw // 2
     # kernel centres of the outputs, then the tap shifts (d * r * i)
-    centre_y = (torch.arange(out_h, dtype=sample_dtype, device=input.device) *
-                stride[0] - padding[0] + dilation[0] * (kh // 2))
-    centre_x = (torch.arange(out_w, dtype=sample_dtype, device=input.device) *
-                stride[1] - padding[1] + dilation[1] * (kw // 2))
+    centre_y = (torch.arange(out_h, **like) * stride[0] - padding[0] +
+                dilation[0] * (kh // 2))
+    centre_x = (torch.arange(out_w, **like) * stride[1] - padding[1] +
+                dilation[1] * (kw // 2))
     # (N * C, kh, out_h) and (N * C, kw, out_w) pixel positions
     pos_y = centre_y + (dilation[0] * plane_rates) * taps_h[:, None]
     pos_x = centre_x + (dilation[1] * plane_rates) * taps_w[:, None]

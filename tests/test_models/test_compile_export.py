@@ -35,7 +35,9 @@ def _build(config: str, scope: str):
     cfg.model.backbone.pop('init_cfg', None)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    layers = [m for m in model.modules() if isinstance(m, AdaptiveDilatedConv2d)]
+    layers = [
+        m for m in model.modules() if isinstance(m, AdaptiveDilatedConv2d)
+    ]
     assert layers
     with torch.no_grad():
         for layer in layers:

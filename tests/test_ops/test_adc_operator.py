@@ -259,3 +259,42 @@ print('ok')
                           timeout=300)
     assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr
 
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_no_host_sync_on_cuda(channels_last):
+    """Forward and backward issue no device-to-host synchronisation."""
+    x, weight, rates, b, s, p, d = _case(CASES[1], torch.float32)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x, weight, rates = (t.cuda().requires_grad_() for t in (x, weight, rates))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        out = adaptive_dilated_conv2d(x, weight, rates, None, s, p, d)
+        out.square().sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    assert x.grad is not None and rates.grad is not None
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_decomposition_for_export_equals_deform_conv2d(case):
+    """The standard-operator form that ONNX exports (grid_sample + matmul)
+    computes the op: values and gradients against deform_conv2d, also for
+    negative rates and taps that leave the image."""
+    from mmadc.ops.decomposition import adaptive_dilated_conv2d_decomposed
+    x, weight, rates, b, s, p, d = _case(case, torch.float64, seed=7)
+    rates = (rates * 2 - 1.5).requires_grad_()
+    x.requires_grad_()
+    weight.requires_grad_()
+    out = adaptive_dilated_conv2d_decomposed(x, weight, rates, b, s, p, d,
+                                             torch.float64)
+    ref = _deform(x, weight, rates, b, s, p, d)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, weight, rates), grad)
+    expected = torch.autograd.grad(ref, (x, weight, rates), grad)
+    for a, e in zip(got, expected):
+        torch.testing.assert_close(a, e, rtol=0, atol=1e-9)

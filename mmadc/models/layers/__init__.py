@@ -1,8 +1,9 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """The conv layers of mmadc's models, registered on import.
 
-- ``'ADC'`` / ``'AdaptiveDilatedConv2d'``: :class:`~mmadc.ops.AdaptiveDilatedConv2d`
-  (defined in the torch-only operator layer, registered here).
+- ``'ADC'`` / ``'AdaptiveDilatedConv2d'``:
+  :class:`~mmadc.ops.AdaptiveDilatedConv2d` (defined in the torch-only
+  operator layer, registered here).
 
 The comparison layers of the paper's Table III:
 
