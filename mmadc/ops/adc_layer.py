@@ -46,6 +46,12 @@ class DilationRateRegressor(nn.Module):
         super().__init__()
         if hidden_channels is None:
             hidden_channels = max(in_channels // 4, 16)
+        if (isinstance(hidden_channels, bool)
+                or not isinstance(hidden_channels, int)
+                or hidden_channels < 1):
+            # 0 would leave fc2 with only its bias: constant rates
+            raise ValueError('hidden_channels must be a positive int, got '
+                             f'{hidden_channels!r}')
         if max_rate is not None and not max_rate > 0:
             raise ValueError(f'max_rate must be positive, got {max_rate}')
         self.max_rate = max_rate
@@ -231,15 +237,18 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
         """Run the regressor, then the adaptive dilated convolution.
 
         Args:
-            x (Tensor): Input of shape ``(N, in_channels, H, W)``.
+            x (Tensor): Input of shape ``(N, in_channels, H, W)``, or
+                unbatched ``(in_channels, H, W)`` as ``nn.Conv2d`` accepts.
 
         Returns:
             Tensor: Output of the shape ``nn.Conv2d`` would give.
         """
-        if not isinstance(x, Tensor) or x.dim() != 4:
+        if not isinstance(x, Tensor) or x.dim() not in (3, 4):
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
-            raise ValueError('input must be a 4-D tensor (N, C, H, W), got '
-                             f'{shape}')
+            raise ValueError('input must be a 4-D (N, C, H, W) or unbatched '
+                             f'3-D (C, H, W) tensor, got {shape}')
+        if x.dim() == 3:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         if x.shape[1] != self.in_channels:
             raise ValueError(f'input has {x.shape[1]} channels but '
                              f'in_channels={self.in_channels}')

@@ -24,9 +24,10 @@ Conventions:
 * Tap ``t`` of plane ``p`` reads source rows ``y`` and ``y + 1`` with
   ``y = l * stride + base + floor[p, t]`` and weights ``1 - frac[p, t]`` and
   ``frac[p, t]``, where ``floor``/``frac`` are the integer and fractional
-  parts of the tap's shift. This is the floor-based convention of
-  ``torchvision.ops.deform_conv2d``: at an exact integer position the weight
-  of row ``y + 1`` is zero and the derivative is ``src[y + 1] - src[y]``.
+  parts of the tap's shift (:func:`base_row`): the floor-based convention of
+  ``torchvision.ops.deform_conv2d``, except at an exact integer position of
+  a negative tap, where ``floor`` is one lower and ``frac`` is 1, so that
+  the derivative is the one as the rate increases for every tap.
 * Bags are built for all planes but address a buffer holding only one chunk
   of ``chunk_planes`` planes (plane ``p`` is local plane
   ``p % chunk_planes``), so the bags of a chunk are a contiguous slice.
@@ -44,7 +45,8 @@ class AxisPlan(NamedTuple):
     Attributes:
         floor (Tensor): Integer part of each tap's shift, shape ``(P, k)``,
             int64.
-        frac (Tensor): Fractional part in ``[0, 1)``, shape ``(P, k)``, in
+        frac (Tensor): Weight of the second row, in ``[0, 1]`` (1 only at
+            a negative tap's kink, see :func:`base_row`), shape ``(P, k)``, in
             the sampling dtype.
         taps (Tensor): Tap offsets ``-(k // 2) .. k // 2`` in the sampling
             dtype, shape ``(k, )``: the derivative of a tap's shift w.r.t.
@@ -63,6 +65,20 @@ class AxisPlan(NamedTuple):
     out_len: int
     stride: int
     base: int
+
+
+def base_row(shift: Tensor, taps: Tensor) -> Tensor:
+    """The first of the two rows a tap interpolates between.
+
+    ``floor(shift)``, except that a negative tap exactly on a row takes
+    ``shift - 1`` (weight 1 on the second row): at such a kink the rate
+    gradient is then the derivative *as the rate increases* for every tap
+    (tap ``i`` moves by ``i`` per unit of ``dilation * rate``, so a positive
+    tap needs the interpolant's right derivative and a negative tap its left
+    one). Rates start at 1 and are bounded below by 0, so this is the
+    direction training moves them. Elsewhere both rules agree.
+    """
+    return torch.where(taps < 0, torch.ceil(shift) - 1, torch.floor(shift))
 
 
 def make_axis_plan(rates: Tensor, kernel_size: int, in_len: int, stride: int,
@@ -91,7 +107,7 @@ def make_axis_plan(rates: Tensor, kernel_size: int, in_len: int, stride: int,
     # because of rounding, and this tensor is tiny.
     shift = (rates.to(torch.float64) * dilation)[:, None] * taps.to(
         torch.float64)
-    floor = torch.floor(shift)
+    floor = base_row(shift, taps)
     frac = (shift - floor).to(dtype)
     return AxisPlan(
         floor.to(torch.int64), frac, taps.to(dtype), in_len, out_len, stride,

@@ -9,7 +9,8 @@ implementation in :mod:`mmadc.ops.reference`.
 The kernel builds the tap columns of a few output rows at a time in cache
 and hands them to a GEMM (oneDNN for float32), so it moves little more
 memory than the convolution it replaces. It computes the same function, with
-the same floor convention at integer positions, as the reference; tests
+the same convention at integer positions (the rate derivative as rates
+increase), as the reference; tests
 compare the two (values and all gradients) on every CI run.
 
 Which implementation runs is chosen per call by

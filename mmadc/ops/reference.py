@@ -20,8 +20,9 @@ as a kernel of the ``mmadc::adaptive_dilated_conv2d`` operator.
   ``weight^T @ grad_out`` back through the two passes with their adjoints
   (reads with negated shifts: no scatter, no atomics); the rate gradient is
   the inner product of the column gradients with the derivative of the
-  interpolant (``i * dM/dy + j * dM/dx``, floor convention of
-  ``deform_conv2d``), summed over each group's channels.
+  interpolant (``i * dM/dy + j * dM/dx``; at a kink, the derivative as the
+  rate increases, see :func:`~mmadc.ops.dilated_sampling.base_row`), summed
+  over each group's channels.
 
 On CPU the op is memory-bound next to the convolution (it moves about
 ``k * k`` times the input through memory several times), so samples are

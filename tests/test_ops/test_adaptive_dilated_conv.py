@@ -220,8 +220,61 @@ def test_matches_deform_conv2d_values_and_gradients(seed, case):
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
     for name, got, expected in zip(('input', 'weight', 'rates', 'bias'), grads,
                                    ref_grads):
+        if name == 'rates' and kind in ('integer', 'zero'):
+            # at kinks ADC takes the derivative as rates increase, where
+            # deform_conv2d's floor convention takes the right derivative
+            # of every tap: test_rate_gradient_at_kinks checks these
+            continue
         torch.testing.assert_close(
             got, expected, rtol=0, atol=1e-10, msg=f'grad of {name}')
+
+
+KINK_CASES = [  # (stride, padding, dilation, groups)
+    (1, 1, 1, 4),
+    (2, 2, 2, 2),
+    (1, 2, 2, 1),
+    (2, 1, 1, 4),
+]
+
+
+@pytest.mark.parametrize('rate', [0.0, 1.0, 2.0])
+@pytest.mark.parametrize('stride,padding,dilation,groups', KINK_CASES)
+def test_rate_gradient_at_kinks(rate, stride, padding, dilation, groups):
+    """At integer rates (every rate is 1 at initialisation, and 0 bounds
+    them below) the rate gradient is the one-sided derivative as the rate
+    increases: a forward finite difference in float64. The backward
+    difference differs there (so the point is a kink), and the other
+    gradients keep matching deform_conv2d."""
+    gen = torch.Generator().manual_seed(int(rate) * 10 + stride + groups)
+    x = torch.randn(2, 4, 9, 8, generator=gen, dtype=DTYPE)
+    w = torch.randn(3, 4, 3, 3, generator=gen, dtype=DTYPE)
+    grad_out = None
+    rates = torch.full((2, groups), rate, dtype=DTYPE)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation)
+
+    def objective(r):
+        nonlocal grad_out
+        out = adaptive_dilated_conv2d(x, w, r, None, **kwargs)
+        if grad_out is None:
+            grad_out = torch.randn(out.shape, generator=gen, dtype=DTYPE)
+        return (out * grad_out).sum()
+
+    leaf = rates.clone().requires_grad_()
+    analytic, = torch.autograd.grad(objective(leaf), leaf)
+    h = 1e-7
+    base = objective(rates)
+    forward = torch.zeros_like(rates)
+    backward = torch.zeros_like(rates)
+    for n in range(2):
+        for g in range(groups):
+            step = torch.zeros_like(rates)
+            step[n, g] = h
+            forward[n, g] = (objective(rates + step) - base) / h
+            if rate > 0:
+                backward[n, g] = (base - objective(rates - step)) / h
+    torch.testing.assert_close(analytic, forward, rtol=1e-5, atol=1e-5)
+    if rate > 0:
+        assert (forward - backward).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize('chunk_bytes', [1, 4000])
@@ -306,11 +359,10 @@ def test_gradcheck(groups, stride, dilation, kind):
     else:
         rates = _rates(kind, 2, groups, 0)
     # At integer rates (and zero) the bilinear interpolant has a kink: the
-    # one-sided derivatives w.r.t. the rate differ, so finite differences of
-    # the rate gradient are ill-defined there. The rate gradient at those
-    # points is checked against deform_conv2d (same floor convention) in
-    # test_matches_deform_conv2d_values_and_gradients instead; here only the
-    # other gradients are checked.
+    # one-sided derivatives w.r.t. the rate differ, so central finite
+    # differences of the rate gradient are ill-defined there; the rate
+    # gradient at those points is checked against one-sided differences in
+    # test_rate_gradient_at_kinks instead; here only the other gradients.
     rates_need_grad = kind in ('frac', 'large')
     inputs = (x.requires_grad_(), w.requires_grad_(),
               rates.requires_grad_(rates_need_grad), b.requires_grad_())

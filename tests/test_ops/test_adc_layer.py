@@ -177,6 +177,8 @@ def test_deepcopy_and_repr():
     (dict(dilation_groups=3), ValueError, 'dilation_groups'),
     (dict(dilation_groups=0), ValueError, 'dilation_groups'),
     (dict(kernel_size=2), ValueError, 'kernel_size'),
+    (dict(hidden_channels=0), ValueError, 'hidden_channels'),
+    (dict(hidden_channels=2.5), ValueError, 'hidden_channels'),
 ])
 def test_bad_construction_raises(kwargs, error, match):
     args = dict(in_channels=4, out_channels=4, kernel_size=3)
@@ -189,5 +191,20 @@ def test_bad_input_raises():
     adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1)
     with pytest.raises(ValueError, match='in_channels'):
         adc(torch.randn(1, 3, 6, 6))
-    with pytest.raises(ValueError, match='4-D'):
-        adc(torch.randn(4, 6, 6))
+    with pytest.raises(ValueError, match='4-D .* or unbatched 3-D'):
+        adc(torch.randn(4, 6))
+    with pytest.raises(ValueError, match='in_channels'):
+        adc(torch.randn(3, 6, 6))
+
+
+def test_unbatched_input_like_conv2d():
+    """A (C, H, W) input gives nn.Conv2d's unbatched output (the oracle at
+    rate 1) and equals the batch of one with fractional rates."""
+    adc = AdaptiveDilatedConv2d(4, 5, 3, padding=1)
+    x = torch.randn(4, 7, 6)
+    conv = nn.Conv2d(4, 5, 3, padding=1)
+    conv.load_state_dict(adc.state_dict(), strict=False)
+    torch.testing.assert_close(adc(x), conv(x), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        adc.rate_regressor.fc2.bias.uniform_(0.3, 2.5)
+    torch.testing.assert_close(adc(x), adc(x[None])[0], rtol=0, atol=0)

@@ -8,7 +8,8 @@
 // by bilinear interpolation with zero outside the image, where
 // ti = i - kh / 2, cy = -ph + dh * (kh / 2) (likewise along W) and r is the
 // rate of c's dilation group for that sample. Integer and fractional parts
-// use the floor convention of torchvision's deform_conv2d.
+// use the floor convention of torchvision's deform_conv2d, except at a
+// negative tap's kink (see axis_tap).
 //
 // Because a tap's shift is the same at every output position, its bilinear
 // read is separable into contiguous, vectorisable row operations: per
@@ -95,7 +96,11 @@ AxisTap<T> axis_tap(double rho, int64_t tap, int64_t base, int64_t dilation,
   // Shift in float64 whatever T (like the reference): the floor must not
   // flip because of rounding.
   const double shift = rho * static_cast<double>(tap);
-  const double fl = std::floor(shift);
+  // First interpolation row: the floor, except for a negative tap exactly
+  // on a row (then one lower, weight 1 on the second row), so that at every
+  // kink the rate gradient is the derivative as the rate increases (as in
+  // the reference's base_row).
+  const double fl = tap < 0 ? std::ceil(shift) - 1 : std::floor(shift);
   const T frac = static_cast<T>(shift - fl);
   const int64_t first = base + static_cast<int64_t>(fl);
   AxisTap<T> a;
