@@ -26,8 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .synthetic_utils import (ProgressFn, prepare_output, split_seed,
-                              write_manifest)
+from .synthetic_utils import (OutputJournal, ProgressFn, prepare_output,
+                              split_seed, write_manifest)
 
 Size = Tuple[int, int]  # (width, height)
 
@@ -877,8 +877,8 @@ def cityscapes_params(num_train: int, num_val: int, image_size: Size,
         write_label_ids=bool(write_label_ids))
 
 
-def _generate_split(out_dir: str, split: str, num: int, image_size: Size,
-                    seed: int, write_label_ids: bool,
+def _generate_split(journal: OutputJournal, split: str, num: int,
+                    image_size: Size, seed: int, write_label_ids: bool,
                     progress: Optional[ProgressFn]) -> List[str]:
     written, seen = [], np.zeros(256, bool)
     cities = CITIES[split]
@@ -898,9 +898,8 @@ def _generate_split(out_dir: str, split: str, num: int, image_size: Size,
             files[osp.join(ann_dir, f'{stem}_gtFine_labelIds.png')] = \
                 _label_ids(lbl)
         for rel, arr in files.items():
-            path = osp.join(out_dir, rel)
-            os.makedirs(osp.dirname(path), exist_ok=True)
-            cv2.imwrite(path, arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            cv2.imwrite(
+                journal.path(rel), arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
             written.append(rel)
         if progress is not None:
             progress(split, i + 1, num)
@@ -947,11 +946,11 @@ def generate_cityscapes(
         raise ValueError(f'image_size {image_size} is too small (min 64x32)')
     params = cityscapes_params(num_train, num_val, image_size, seed,
                                write_label_ids)
-    prepare_output(out_dir, cityscapes_owned_paths(), overwrite)
+    journal = prepare_output(out_dir, cityscapes_owned_paths(), overwrite)
     paths = dict(data_root=out_dir)
     written = []
     for split, num in (('train', num_train), ('val', num_val)):
-        written += _generate_split(out_dir, split, num, tuple(image_size),
+        written += _generate_split(journal, split, num, tuple(image_size),
                                    seed, write_label_ids, progress)
         paths[f'{split}_img_dir'] = osp.join(out_dir, 'leftImg8bit', split)
         paths[f'{split}_ann_dir'] = osp.join(out_dir, 'gtFine', split)

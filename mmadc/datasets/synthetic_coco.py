@@ -29,8 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .synthetic_utils import (ProgressFn, prepare_output, split_seed,
-                              write_json, write_manifest)
+from .synthetic_utils import (OutputJournal, ProgressFn, prepare_output,
+                              split_seed, write_json, write_manifest)
 
 Size = Tuple[int, int]  # (width, height)
 
@@ -615,13 +615,12 @@ def _detections(rng: np.random.Generator, image: dict,
     ]
 
 
-def _generate_split(out_dir: str, split: str, split_code: int, num_images: int,
-                    image_size: Size, seed: int, max_persons: int,
-                    jpeg_quality: int,
+def _generate_split(journal: OutputJournal, split: str, split_code: int,
+                    num_images: int, image_size: Size, seed: int,
+                    max_persons: int, jpeg_quality: int,
                     progress: Optional[ProgressFn]) -> Tuple[dict, list]:
     """Write the images of one split; return its COCO dict and detections.
     """
-    os.makedirs(osp.join(out_dir, split), exist_ok=True)
     images, annotations, detections = [], [], []
     for i in range(num_images):
         rng = np.random.default_rng(split_seed(seed, split_code, i))
@@ -633,7 +632,7 @@ def _generate_split(out_dir: str, split: str, split_code: int, num_images: int,
             width=int(image_size[0]),
             height=int(image_size[1]))
         cv2.imwrite(
-            osp.join(out_dir, split, image['file_name']), img,
+            journal.path(osp.join(split, image['file_name'])), img,
             [cv2.IMWRITE_JPEG_QUALITY,
              int(jpeg_quality)])
         for k, ann in enumerate(anns):
@@ -719,16 +718,16 @@ def generate_coco_keypoints(
         raise ValueError(f'image_size {image_size} is too small')
     params = coco_params(num_train_images, num_val_images, image_size, seed,
                          max_persons, jpeg_quality)
-    prepare_output(out_dir, coco_owned_paths(), overwrite)
+    journal = prepare_output(out_dir, coco_owned_paths(), overwrite)
 
     paths = dict(data_root=out_dir)
     written, all_dets = [], []
     for (split, code), num in zip(SPLITS, (num_train_images, num_val_images)):
-        coco, dets = _generate_split(out_dir, split, code, num,
+        coco, dets = _generate_split(journal, split, code, num,
                                      tuple(image_size), seed, max_persons,
                                      jpeg_quality, progress)
         ann_rel = osp.join('annotations', f'person_keypoints_{split}.json')
-        write_json(osp.join(out_dir, ann_rel), coco)
+        write_json(journal.path(ann_rel), coco)
         written += [ann_rel] + [
             osp.join(split, im['file_name']) for im in coco['images']
         ]
@@ -737,7 +736,7 @@ def generate_coco_keypoints(
         paths[f'{key}_img_dir'] = osp.join(out_dir, split)
         if split == 'val2017':
             all_dets = dets
-    write_json(osp.join(out_dir, DET_FILE), all_dets)
+    write_json(journal.path(DET_FILE), all_dets)
     written.append(DET_FILE)
     paths['det_file'] = osp.join(out_dir, DET_FILE)
     paths['manifest'] = write_manifest(out_dir, GENERATOR_NAME, params,

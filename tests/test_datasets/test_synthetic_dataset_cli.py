@@ -106,3 +106,76 @@ def test_cli_refuses_unrelated_folder(tmp_path, capsys, cli, args):
     assert _load_cli(cli).main([str(out), *args]) != 0
     assert 'refusing' in capsys.readouterr().err
     assert os.listdir(out) == ['keep.txt']
+
+
+# a user's files where each generator writes
+USER_FILES = {
+    'coco': ['train2017/mine.jpg', 'val2017/mine.jpg'],
+    'cityscapes': [
+        'leftImg8bit/train/mytown/mine.png', 'gtFine/train/mytown/mine.png'
+    ],
+}
+
+
+@pytest.mark.parametrize('cli,args,make', CASES, ids=IDS)
+def test_force_never_deletes_a_users_files(tmp_path, capsys, cli, args,
+                                           make):
+    """--force over an earlier generation refuses, naming them, when the
+    user's own files sit in the generator's folders; nothing is touched."""
+    out = str(tmp_path / 'data')
+    make(out)
+    name = IDS[CASES.index((cli, args, make))]
+    for rel in USER_FILES[name]:
+        path = osp.join(out, rel)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write('mine')
+    before = _snapshot(out)
+    main = _load_cli(cli).main
+    assert main([out, *args, '--seed', '7', '--force']) == 1
+    err = capsys.readouterr().err
+    assert 'Nothing was changed' in err
+    for rel in USER_FILES[name]:
+        assert rel in err
+    assert _snapshot(out) == before
+
+
+def test_force_never_follows_a_symlink(tmp_path, capsys):
+    """A symlinked annotations/ (pointing at the user's real annotations)
+    is refused, and its target is left as it was."""
+    real = tmp_path / 'real_annotations'
+    real.mkdir()
+    target = real / 'person_keypoints_train2017.json'
+    target.write_text('{"the user": "annotations"}')
+    out = tmp_path / 'data'
+    _make_coco(str(out))
+    import shutil
+    shutil.rmtree(out / 'annotations')
+    (out / 'annotations').symlink_to(real, target_is_directory=True)
+    main = _load_cli(COCO_CLI).main
+    assert main([str(out), *COCO_ARGS, '--force']) == 1
+    assert 'symbolic link' in capsys.readouterr().err
+    assert target.read_text() == '{"the user": "annotations"}'
+    assert sorted(os.listdir(real)) == [target.name]
+
+
+@pytest.mark.parametrize('cli,args,make', CASES, ids=IDS)
+def test_force_recovers_an_interrupted_run(tmp_path, capsys, cli, args,
+                                           make):
+    """A run killed after its first image wrote no manifest; its journal
+    lets --force delete exactly its files and regenerate."""
+    out = str(tmp_path / 'data')
+
+    def interrupt(split, done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        (generate_coco_keypoints if make is _make_coco else
+         generate_cityscapes)(out, progress=interrupt)
+    main = _load_cli(cli).main
+    assert main([out, *args]) == 1  # incomplete: refused without --force
+    assert main([out, *args, '--force']) == 0
+    capsys.readouterr()
+    assert main([out, *args]) == 0
+    assert 'nothing to do' in capsys.readouterr().out
+    assert not osp.exists(osp.join(out, 'synthetic_manifest.journal'))
