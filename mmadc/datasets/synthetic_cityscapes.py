@@ -26,8 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .synthetic_utils import (OutputJournal, ProgressFn, prepare_output,
-                              split_seed, write_manifest)
+from .synthetic_utils import (OutputJournal, ProgressFn, check_counts,
+                              prepare_output, split_seed, write_manifest)
 
 Size = Tuple[int, int]  # (width, height)
 
@@ -942,6 +942,7 @@ def generate_cityscapes(
         ``train_ann_dir``, ``val_img_dir``, ``val_ann_dir`` and
         ``manifest``.
     """
+    check_counts(seed, num_train=num_train, num_val=num_val)
     if image_size[0] < 64 or image_size[1] < 32:
         raise ValueError(f'image_size {image_size} is too small (min 64x32)')
     params = cityscapes_params(num_train, num_val, image_size, seed,

@@ -29,8 +29,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .synthetic_utils import (OutputJournal, ProgressFn, prepare_output,
-                              split_seed, write_json, write_manifest)
+from .synthetic_utils import (OutputJournal, ProgressFn, check_counts,
+                              prepare_output, split_seed, write_json,
+                              write_manifest)
 
 Size = Tuple[int, int]  # (width, height)
 
@@ -711,6 +712,11 @@ def generate_coco_keypoints(
         dict[str, str]: Paths of ``data_root``, ``train_ann``, ``val_ann``,
         ``train_img_dir``, ``val_img_dir``, ``det_file`` and ``manifest``.
     """
+    check_counts(
+        seed, num_train_images=num_train_images, num_val_images=num_val_images)
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f'jpeg_quality must be in [1, 100], got '
+                         f'{jpeg_quality}')
     if not 1 <= max_persons <= MAX_PERSONS_PER_IMAGE:
         raise ValueError(f'max_persons must be in [1, '
                          f'{MAX_PERSONS_PER_IMAGE}], got {max_persons}')

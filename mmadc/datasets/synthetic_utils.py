@@ -9,6 +9,7 @@ unless asked to overwrite) without hashing thousands of images. While a run
 writes, ``synthetic_manifest.journal`` lists its files, so that overwriting
 an interrupted run deletes exactly what it wrote and nothing of the user's.
 """
+import argparse
 import json
 import os
 import os.path as osp
@@ -262,6 +263,35 @@ def prepare_output(out_dir: str, owned: Iterable[str],
     return journal
 
 
+def int_in_range(low: int, high: Optional[int] = None) -> Callable[[str],
+                                                                   int]:
+    """An argparse ``type``: an int in ``[low, high]`` (no upper bound if
+    None), so that a bad argument is refused before anything is written."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'expected an integer, got {text!r}') from None
+        if value < low or (high is not None and value > high):
+            bounds = f'>= {low}' if high is None else f'in [{low}, {high}]'
+            raise argparse.ArgumentTypeError(
+                f'expected an integer {bounds}, got {value}')
+        return value
+
+    return parse
+
+
+def check_counts(seed: int, **counts: int) -> None:
+    """Raise ValueError for a negative image count or seed (numpy refuses
+    negative seeds) before a generator writes anything."""
+    for name, value in dict(counts, seed=seed).items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f'{name} must be a non-negative int, got '
+                             f'{value!r}')
+
+
 def split_seed(seed: int, split_code: int, index: int) -> list:
     """Seed material for one image so that images do not depend on how many
     others are generated (image ``i`` is the same for any split size)."""
@@ -325,7 +355,11 @@ def run_generator_cli(out_dir: str, generator: str, params: dict,
             file=sys.stderr)
         return 1
     print(f'Generating the {label} dataset into {out_dir} ({params})')
-    paths = generate(overwrite=state != ABSENT, progress=print_progress)
+    try:
+        paths = generate(overwrite=state != ABSENT, progress=print_progress)
+    except (ValueError, FileExistsError) as err:  # checked before writing
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     for key, path in paths.items():
         print(f'  {key}: {path}')
     print('Done.')

@@ -179,3 +179,43 @@ def test_force_recovers_an_interrupted_run(tmp_path, capsys, cli, args,
     assert main([out, *args]) == 0
     assert 'nothing to do' in capsys.readouterr().out
     assert not osp.exists(osp.join(out, 'synthetic_manifest.journal'))
+
+
+@pytest.mark.parametrize('cli,args,bad', [
+    (COCO_CLI, COCO_ARGS, ['--num-train', '-5']),
+    (COCO_CLI, COCO_ARGS, ['--num-val', '-1']),
+    (COCO_CLI, COCO_ARGS, ['--jpeg-quality', '0']),
+    (COCO_CLI, COCO_ARGS, ['--jpeg-quality', '500']),
+    (COCO_CLI, COCO_ARGS, ['--seed', '-3']),
+    (COCO_CLI, COCO_ARGS, ['--max-persons', '0']),
+    (CS_CLI, CS_ARGS, ['--num-train', '-5']),
+    (CS_CLI, CS_ARGS, ['--seed', '-3']),
+    (CS_CLI, CS_ARGS, ['--image-size', '32', '16']),
+])
+def test_bad_arguments_are_refused_before_writing(tmp_path, cli, args, bad):
+    """One-line error naming the argument; no folder left behind (a
+    leftover empty folder would block the corrected rerun)."""
+    out = tmp_path / 'data'
+    proc = subprocess.run([sys.executable, cli, str(out), *args, *bad],
+                          capture_output=True,
+                          text=True,
+                          cwd=str(tmp_path),
+                          timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    assert bad[0].lstrip('-').replace('-', '_') in last.replace('-', '_'), last
+    assert not out.exists()
+    assert 'Done' not in proc.stdout
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(num_train_images=-1),
+    dict(seed=-1),
+    dict(jpeg_quality=0),
+])
+def test_library_refuses_bad_arguments_before_writing(tmp_path, kwargs):
+    out = tmp_path / 'data'
+    with pytest.raises(ValueError):
+        generate_coco_keypoints(str(out), **kwargs)
+    assert not out.exists()
