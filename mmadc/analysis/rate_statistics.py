@@ -51,6 +51,7 @@ from mmengine.model import is_model_wrapper
 from torch import Tensor
 
 from mmadc.ops import AdaptiveDilatedConv2d
+from mmadc.utils.checkpoint_file import check_checkpoint_file
 
 #: Size groups in order, and COCO's area thresholds between them (pixels^2).
 SIZE_GROUPS: Tuple[str, ...] = ('small', 'medium', 'large')
@@ -644,8 +645,8 @@ def build_analysis_model(cfg: Config,
     """
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint: "{checkpoint}" does not exist')
+    if checkpoint is not None:
+        check_checkpoint_file(checkpoint)
     init_default_scope(cfg.get('default_scope', 'mmpose'))
     model_cfg = copy.deepcopy(cfg.model)
     if isinstance(model_cfg.get('backbone'), dict):

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from mmadc.ops.decomposition import DECOMPOSITIONS
+from mmadc.utils.checkpoint_file import (CheckpointFileError,
+                                         check_checkpoint_file)
 
 
 class ExportError(Exception):
@@ -77,8 +79,11 @@ def build_model(config: str, checkpoint: Optional[str]) -> Tuple[nn.Module,
     from mmengine.config import Config
     if not osp.isfile(config):
         raise ExportError(f'config: "{config}" does not exist')
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise ExportError(f'checkpoint: "{checkpoint}" does not exist')
+    if checkpoint is not None:
+        try:
+            check_checkpoint_file(checkpoint)
+        except (FileNotFoundError, CheckpointFileError) as err:
+            raise ExportError(str(err)) from err
     import mmadc  # noqa: F401  registers ADC and its backbones
     cfg = Config.fromfile(config)
     models = _scope_models(cfg)

@@ -8,11 +8,11 @@ Usage::
 """
 import argparse
 import os
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
+from mmadc.utils.checkpoint_file import check_checkpoint_file
 from mmadc.utils.cpu_distributed import setup_cpu_distributed
 
 from .train import default_work_dir
@@ -46,9 +46,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'checkpoint: "{args.checkpoint}" does not exist')
+    check_checkpoint_file(args.checkpoint)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
+from mmadc.utils.checkpoint_file import check_checkpoint_file
 from mmadc.utils.cpu_distributed import setup_cpu_distributed
 
 
@@ -91,9 +92,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(
-                f'--resume: checkpoint "{args.resume}" does not exist')
+        check_checkpoint_file(args.resume, '--resume: checkpoint')
         cfg.resume = True
         cfg.load_from = args.resume
 

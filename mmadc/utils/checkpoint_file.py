@@ -1,0 +1,59 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Tell a user which file is not a checkpoint, before anything loads it.
+
+An empty or foreign file passed as a checkpoint otherwise fails deep inside
+``torch.load`` with a bare ``EOFError``, or with torch's advice to retry
+with ``weights_only=False``, which would execute whatever the file holds.
+The check reads only the file's first bytes (and the zip directory), so a
+multi-GB checkpoint is not loaded twice.
+"""
+import os.path as osp
+import zipfile
+
+# torch.save's legacy (non-zip) format: a pickle of protocol 2 whose first
+# object is torch's magic number 0x1950a86a20f9469cfc6c.
+_LEGACY_PREFIX = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
+
+
+class CheckpointFileError(ValueError):
+    """A path given as a checkpoint that is not one; one-line message."""
+
+
+def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
+    """Raise unless ``path`` is a file that ``torch.save`` wrote (a zip
+    archive with a ``data.pkl``, or the legacy format).
+
+    Args:
+        path (str): The file.
+        what (str): How the file was given, for the message (e.g.
+            ``'--resume: checkpoint'``).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        CheckpointFileError: It is empty, damaged or another kind of file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what}: "{path}" does not exist')
+    if osp.getsize(path) == 0:
+        raise CheckpointFileError(
+            f'{what}: "{path}" is empty, not a checkpoint (an interrupted '
+            'save or download?)')
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise CheckpointFileError(
+                f'{what}: "{path}" is a damaged zip archive ({err})') from err
+        if any(name.endswith('data.pkl') for name in names):
+            return
+        raise CheckpointFileError(
+            f'{what}: "{path}" is a zip archive but not a PyTorch '
+            'checkpoint (no data.pkl)')
+    with open(path, 'rb') as f:
+        head = f.read(len(_LEGACY_PREFIX))
+    if head != _LEGACY_PREFIX:
+        raise CheckpointFileError(
+            f'{what}: "{path}" is not a PyTorch checkpoint (neither '
+            'torch.save\'s zip format nor its legacy format; truncated or '
+            'another kind of file?)')

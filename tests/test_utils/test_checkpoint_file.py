@@ -1,0 +1,77 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""A file given as a checkpoint that is not one gets an error naming it
+(torch.save itself writes the files that must pass)."""
+import os.path as osp
+import subprocess
+import zipfile
+
+import pytest
+import torch
+from conftest import PYTHON, REPO_ROOT
+
+from mmadc.utils.checkpoint_file import (CheckpointFileError,
+                                         check_checkpoint_file)
+
+
+@pytest.mark.parametrize('zip_format', [True, False])
+def test_torch_save_files_pass(tmp_path, zip_format):
+    path = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': {'w': torch.ones(3)}},
+               path,
+               _use_new_zipfile_serialization=zip_format)
+    check_checkpoint_file(path)
+
+
+def _bad_files(tmp_path):
+    good = str(tmp_path / 'good.pth')
+    torch.save({'state_dict': {'w': torch.randn(1000)}}, good)
+    data = open(good, 'rb').read()
+    files = {
+        'empty': b'',
+        'text': b'not a checkpoint at all\n',
+        'truncated': data[:len(data) // 2],
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = str(tmp_path / f'{name}.pth')
+        with open(paths[name], 'wb') as f:
+            f.write(content)
+    paths['foreign zip'] = str(tmp_path / 'foreign.pth')
+    with zipfile.ZipFile(paths['foreign zip'], 'w') as archive:
+        archive.writestr('readme.txt', 'hello')
+    return paths
+
+
+def test_bad_files_name_the_file(tmp_path):
+    for kind, path in _bad_files(tmp_path).items():
+        with pytest.raises(CheckpointFileError) as info:
+            check_checkpoint_file(path, what='--resume: checkpoint')
+        message = str(info.value)
+        assert message.startswith(f'--resume: checkpoint: "{path}"'), kind
+        assert '\n' not in message
+        # torch's advice would run arbitrary code from the file
+        assert 'weights_only=False' not in message
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        check_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+@pytest.mark.parametrize('tool', ['test', 'train'])
+def test_entry_points_refuse_an_empty_checkpoint(tmp_path, tool):
+    empty = tmp_path / 'epoch_1.pth'
+    empty.write_bytes(b'')
+    config = osp.join(REPO_ROOT, 'configs', 'demo',
+                      'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py')
+    script = osp.join(REPO_ROOT, 'tools', f'{tool}.py')
+    args = [config, str(empty)] if tool == 'test' else [
+        config, '--resume', str(empty), '--work-dir',
+        str(tmp_path / 'work')
+    ]
+    proc = subprocess.run([PYTHON, script, *args],
+                          capture_output=True,
+                          text=True,
+                          cwd=str(tmp_path),
+                          timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f'"{empty}" is empty' in last, proc.stderr[-2000:]
+    assert 'EOFError' not in proc.stderr
