@@ -10,3 +10,6 @@ model = dict(
         deep_stem=True,
         avg_down=False,
         adc_cfg=dict(type='ADC')))
+
+# ADC's rates during training (and a warning if many stop at 0)
+custom_hooks = [dict(type='ADCRateLoggerHook', interval=50)]

@@ -4,3 +4,9 @@
 _base_ = ['./td-hm_res18_1xb32-40e_synthetic-coco-128x96.py']
 
 model = dict(backbone=dict(type='ResNetADC', adc_cfg=dict(type='ADC')))
+
+# ADC's rates during training (and a warning if many stop at 0), after the
+# base's hooks (mmpose's SyncBuffersHook)
+custom_hooks = _base_.custom_hooks + [
+    dict(type='ADCRateLoggerHook', interval=50)
+]

@@ -3,6 +3,7 @@
 
 Registered as the mmcv conv layer ``'ADC'`` by :mod:`mmadc.models.layers`.
 """
+import math
 from typing import Optional, Tuple, Union
 
 import torch
@@ -17,13 +18,33 @@ _exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting',
                      lambda: False)
 
 
+#: The last non-linearity of the rate regressor: each maps 1 to 1 (the
+#: regressor outputs 1 at initialisation) and is non-negative.
+RATE_ACTIVATIONS = {
+    'relu': F.relu,
+    'softplus': lambda z: F.softplus(z - 1 + math.log(math.e - 1)),
+    'elu': lambda z: F.elu(z - 1) + 1,
+}
+
+
 class DilationRateRegressor(nn.Module):
     """Dilation-rate regression module (DRM) of ADC.
 
     Global average pooling, then ``Linear(C_in, hidden) -> ReLU ->
-    Linear(hidden, g) -> ReLU``; the final ReLU keeps the rates
-    non-negative. The last layer starts with zero weight and bias one, so
-    every rate is exactly 1 at initialisation.
+    Linear(hidden, g) -> activation``; the activation keeps the rates
+    non-negative. The last layer starts with zero weight and bias one, and
+    every activation maps 1 to 1, so every rate is exactly 1 at
+    initialisation.
+
+    Activations (``activation``):
+
+    - ``'relu'`` (the paper's, the default): a rate that reaches 0 gets no
+      gradient any more, so its channels stay 1x1 convolutions for good
+      (``ADCRateLoggerHook`` reports and warns about such dead rates);
+    - ``'softplus'``: ``softplus(z - 1 + log(e - 1))``, positive with a
+      positive slope everywhere;
+    - ``'elu'``: ``elu(z - 1) + 1``, the identity above 1 and
+      ``exp(z - 1)`` below.
 
     Args:
         in_channels (int): Channels of the input feature map.
@@ -34,6 +55,8 @@ class DilationRateRegressor(nn.Module):
             never going below 16 units for thin layers.
         max_rate (float, optional): If given, rates are clamped to at most
             this value (bounds the receptive field and the sampling extent).
+        activation (str): ``'relu'``, ``'softplus'`` or ``'elu'`` (see
+            above). Defaults to ``'relu'``.
     """
 
     def __init__(self,
@@ -41,9 +64,14 @@ class DilationRateRegressor(nn.Module):
                  num_rates: int,
                  hidden_channels: Optional[int] = None,
                  max_rate: Optional[float] = None,
+                 activation: str = 'relu',
                  device=None,
                  dtype=None) -> None:
         super().__init__()
+        if activation not in RATE_ACTIVATIONS:
+            raise ValueError(f'activation must be one of '
+                             f'{tuple(RATE_ACTIVATIONS)}, got {activation!r}')
+        self.activation = activation
         if hidden_channels is None:
             hidden_channels = max(in_channels // 4, 16)
         if (isinstance(hidden_channels, bool)
@@ -90,7 +118,8 @@ class DilationRateRegressor(nn.Module):
         dtype = self.fc1.weight.dtype
         pooled = x.mean(dim=(2, 3), dtype=dtype)
         with torch.autocast(x.device.type, enabled=False):
-            rates = F.relu(self.fc2(F.relu(self.fc1(pooled))))
+            rates = RATE_ACTIVATIONS[self.activation](self.fc2(
+                F.relu(self.fc1(pooled))))
         if self.max_rate is not None:
             rates = rates.clamp(max=self.max_rate)
         return rates
@@ -139,6 +168,10 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
             Defaults to ``max(in_channels // 4, 16)``.
         max_rate (float, optional): Upper clamp of the rates. Defaults to
             None (no clamp).
+        rate_activation (str): Last non-linearity of the regressor:
+            ``'relu'`` (the paper's; rates at 0 stop learning), or
+            ``'softplus'`` / ``'elu'``, which cannot die (see
+            :class:`DilationRateRegressor`). Defaults to ``'relu'``.
 
     Attributes:
         last_rates (Tensor | None): Rates of the last forward, shape
@@ -158,6 +191,7 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
                  dilation_groups: Optional[int] = None,
                  hidden_channels: Optional[int] = None,
                  max_rate: Optional[float] = None,
+                 rate_activation: str = 'relu',
                  device=None,
                  dtype=None) -> None:
         if groups != 1:
@@ -197,6 +231,7 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
             dilation_groups,
             hidden_channels=hidden_channels,
             max_rate=max_rate,
+            activation=rate_activation,
             device=device,
             dtype=dtype)
         self.last_rates: Optional[Tensor] = None
@@ -264,4 +299,5 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         return (super().extra_repr() +
                 f', dilation_groups={self.dilation_groups}, '
-                f'max_rate={self.max_rate}')
+                f'max_rate={self.max_rate}, '
+                f'rate_activation={self.rate_regressor.activation!r}')

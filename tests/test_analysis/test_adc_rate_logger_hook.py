@@ -155,6 +155,7 @@ def expected_scalars(rates: dict) -> dict:
         out[f'adc_rate/{stage}/mean'] = values.astype(np.float64).mean()
         out[f'adc_rate/{stage}/min'] = values.min()
         out[f'adc_rate/{stage}/max'] = values.max()
+        out[f'adc_rate/{stage}/dead'] = (values == 0).mean()
     return out
 
 
@@ -168,18 +169,21 @@ def test_registered_in_root_registry():
 def test_stage_rate_scalars_by_hand():
     scalars = stage_rate_scalars({
         'layer1': torch.tensor([1., 2., 3.]),
-        'stage2': torch.tensor([0.5, 1.5])
+        'stage2': torch.tensor([0., 2.])
     })
     assert scalars == {
         'adc_rate/layer1/mean': 2.0,
         'adc_rate/layer1/min': 1.0,
         'adc_rate/layer1/max': 3.0,
+        'adc_rate/layer1/dead': 0.0,
         'adc_rate/stage2/mean': 1.0,
-        'adc_rate/stage2/min': 0.5,
-        'adc_rate/stage2/max': 1.5,
+        'adc_rate/stage2/min': 0.0,
+        'adc_rate/stage2/max': 2.0,
+        'adc_rate/stage2/dead': 0.5,
         'adc_rate/all/mean': pytest.approx(1.6),
-        'adc_rate/all/min': 0.5,
+        'adc_rate/all/min': 0.0,
         'adc_rate/all/max': 3.0,
+        'adc_rate/all/dead': pytest.approx(0.2),
     }
 
 
@@ -246,3 +250,34 @@ def test_model_without_adc_layers(tmp_path):
                          [dict(type='ADCRateLoggerHook', interval=1)])
     with pytest.raises(ValueError, match='no ADC layers'):
         runner.train()
+
+
+def test_dead_rates_reported_and_warned_once(tmp_path, caplog):
+    """A stage whose ReLU rates sit at 0 (here: stage2, its regressor's
+    bias pushed far below 0) is reported as dead and warned about once,
+    naming its layer; layer1 stays quiet."""
+    model = ToyModel()
+    with torch.no_grad():
+        model.backbone.stage2[0].conv2.rate_regressor.fc2.bias.fill_(-50.)
+    runner = make_runner(tmp_path, model,
+                         [dict(type='ADCRateLoggerHook', interval=1)])
+    with caplog.at_level('WARNING'):
+        runner.train()
+    assert runner.message_hub.get_scalar(
+        'adc_rate/stage2/dead').current() == 1.0
+    assert runner.message_hub.get_scalar(
+        'adc_rate/layer1/dead').current() == 0.0
+    warnings = [
+        r.getMessage() for r in caplog.records
+        if 'get no gradient' in r.getMessage()
+    ]
+    if not warnings:  # MMLogger may not propagate to caplog: read the log
+        log, = glob.glob(osp.join(runner.log_dir, '*.log'))
+        warnings = [
+            line for line in open(log).read().splitlines()
+            if 'get no gradient' in line
+        ]
+    assert len(warnings) == 1, warnings
+    assert 'stage2' in warnings[0]
+    assert 'backbone.stage2.0.conv2' in warnings[0]
+    assert 'layer1' not in warnings[0]

@@ -127,3 +127,18 @@ def test_config_follows_recipe_and_builds(path):
         groups = int(layer[len('adc-g'):]) if '-g' in layer else None
         for m in replaced.values():
             assert m.dilation_groups == (groups or m.in_channels)
+
+
+def test_demo_adc_config_adds_the_rate_hook_to_the_bases_hooks():
+    """The rate hook is on by default in the ADC demos, appended to the
+    base's hooks: mmpose's SyncBuffersHook must survive."""
+    demo = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'demo')
+    base = Config.fromfile(
+        osp.join(demo, 'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py'))
+    adc = Config.fromfile(
+        osp.join(demo, 'td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py'))
+    types = [hook['type'] for hook in adc.custom_hooks]
+    assert types == [h['type'] for h in base.custom_hooks
+                     ] + ['ADCRateLoggerHook']
+    assert 'SyncBuffersHook' in types

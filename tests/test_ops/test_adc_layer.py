@@ -208,3 +208,27 @@ def test_unbatched_input_like_conv2d():
     with torch.no_grad():
         adc.rate_regressor.fc2.bias.uniform_(0.3, 2.5)
     torch.testing.assert_close(adc(x), adc(x[None])[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('activation', ['relu', 'softplus', 'elu'])
+def test_rate_activations(activation):
+    """Every activation starts at rate exactly 1 (the conv, F.conv2d
+    oracle) and keeps rates >= 0; below 0 only ReLU kills the gradient."""
+    adc = AdaptiveDilatedConv2d(
+        4, 4, 3, padding=1, rate_activation=activation)
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(
+        adc(x), F.conv2d(x, adc.weight, adc.bias, padding=1))
+    assert torch.equal(adc.last_rates, torch.ones(2, 4))
+    with torch.no_grad():
+        adc.rate_regressor.fc2.bias.fill_(-3.)
+    adc(x).square().sum().backward()
+    grad = adc.rate_regressor.fc2.bias.grad
+    assert (adc.last_rates >= 0).all()
+    if activation == 'relu':
+        assert torch.equal(adc.last_rates, torch.zeros(2, 4))
+        assert torch.equal(grad, torch.zeros_like(grad))  # dead
+    else:
+        assert (adc.last_rates > 0).all() and (grad != 0).all()
+    with pytest.raises(ValueError, match='activation'):
+        AdaptiveDilatedConv2d(4, 4, 3, rate_activation='tanh')

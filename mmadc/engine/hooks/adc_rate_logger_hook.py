@@ -19,15 +19,17 @@ DATA_BATCH = Optional[dict]
 
 def stage_rate_scalars(rates_by_stage: Dict[str, torch.Tensor],
                        prefix: str = 'adc_rate') -> 'OrderedDict[str, float]':
-    """Mean, min and max of the rates of each stage (and of all layers).
+    """Mean, min, max and dead fraction of the rates of each stage (and of
+    all layers).
 
     Args:
         rates_by_stage (dict[str, Tensor]): Flat rates per stage.
         prefix (str): Key prefix.
 
     Returns:
-        OrderedDict[str, float]: ``{prefix}/{stage}/{mean,min,max}`` for
-        every stage and for ``all``.
+        OrderedDict[str, float]: ``{prefix}/{stage}/{mean,min,max,dead}``
+        for every stage and for ``all``; ``dead`` is the fraction of rates
+        that are exactly 0 (a ReLU regressor's rate there gets no gradient).
     """
     out: 'OrderedDict[str, float]' = OrderedDict()
     groups = OrderedDict(rates_by_stage)
@@ -38,6 +40,7 @@ def stage_rate_scalars(rates_by_stage: Dict[str, torch.Tensor],
         out[f'{prefix}/{stage}/mean'] = float(values.mean())
         out[f'{prefix}/{stage}/min'] = float(values.min())
         out[f'{prefix}/{stage}/max'] = float(values.max())
+        out[f'{prefix}/{stage}/dead'] = float((values == 0).double().mean())
     return out
 
 
@@ -104,11 +107,19 @@ class ADCRateLoggerHook(Hook):
       ``TensorboardVisBackend``, ``add_histogram('{prefix}/{stage}', ...)``
       on its writer.
 
-    Enable it from any config (after ``import mmadc`` / ``custom_imports``):
+    A rate of exactly 0 is *dead* under the paper's ReLU regressor: it gets
+    no gradient, so its channels stay 1x1 convolutions. The ``dead``
+    scalar is the fraction of such rates per stage, and once per stage the
+    hook warns (naming the layers) when it exceeds ``dead_threshold``.
+
+    Enable it from any config (after ``import mmadc`` / ``custom_imports``),
+    appended to the base's hooks (mmpose's bases have ``SyncBuffersHook``
+    there):
 
     .. code-block:: python
 
-        custom_hooks = [dict(type='ADCRateLoggerHook', interval=50)]
+        custom_hooks = _base_.custom_hooks + [
+            dict(type='ADCRateLoggerHook', interval=50)]
 
     Args:
         interval (int): Log every ``interval`` training iterations.
@@ -122,6 +133,8 @@ class ADCRateLoggerHook(Hook):
             :data:`~mmadc.analysis.rate_statistics.STAGE_PATTERN`.
         log_text (bool): Also write a summary line to the text log.
             Defaults to True.
+        dead_threshold (float): Warn once per stage when more than this
+            fraction of its rates is 0. Defaults to 0.25.
     """
 
     priority = 'LOW'
@@ -132,7 +145,8 @@ class ADCRateLoggerHook(Hook):
                  bins: int = 50,
                  prefix: str = 'adc_rate',
                  stage_pattern: str = STAGE_PATTERN,
-                 log_text: bool = True) -> None:
+                 log_text: bool = True,
+                 dead_threshold: float = 0.25) -> None:
         if isinstance(interval,
                       bool) or not isinstance(interval, int) or interval < 1:
             raise ValueError(f'interval must be a positive int, got '
@@ -146,6 +160,11 @@ class ADCRateLoggerHook(Hook):
         self.prefix = prefix
         self.stage_pattern = stage_pattern
         self.log_text = log_text
+        if not 0 <= dead_threshold <= 1:
+            raise ValueError('dead_threshold must be in [0, 1], got '
+                             f'{dead_threshold!r}')
+        self.dead_threshold = dead_threshold
+        self._warned_stages: set = set()
         self._layers: Optional[OrderedDict] = None
 
     def before_train(self, runner) -> None:
@@ -199,8 +218,30 @@ class ADCRateLoggerHook(Hook):
                 f'[{scalars[f"{self.prefix}/{stage}/min"]:.3f}, '
                 f'{scalars[f"{self.prefix}/{stage}/max"]:.3f}]'
                 for stage in rates))
+        self._warn_dead(runner, scalars, rates)
         if self.histogram and is_main_process():
             self._log_histograms(runner, rates, step)
+
+    def _warn_dead(self, runner, scalars: Dict[str, float],
+                   rates: Dict[str, torch.Tensor]) -> None:
+        """Warn once per stage whose dead fraction passes the threshold."""
+        for stage in rates:
+            dead = scalars[f'{self.prefix}/{stage}/dead']
+            if dead <= self.dead_threshold or stage in self._warned_stages:
+                continue
+            self._warned_stages.add(stage)
+            names = [
+                name for name, layer in (self._layers or {}).items()
+                if layer_stage(name, self.stage_pattern) == stage
+                and layer.last_rates is not None and bool(
+                    (layer.last_rates == 0).any())
+            ]
+            runner.logger.warning(
+                f'ADCRateLoggerHook: {dead:.0%} of the dilation rates of '
+                f'stage {stage} are 0 and get no gradient (their channels '
+                f'act as 1x1 convolutions) in {", ".join(names)}; a rate '
+                "activation that cannot die: adc_cfg=dict(type='ADC', "
+                "rate_activation='softplus')")
 
     def _log_histograms(self, runner, rates: Dict[str, torch.Tensor],
                         step: int) -> None:
