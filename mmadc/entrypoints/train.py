@@ -17,6 +17,8 @@ from mmengine.config import Config, DictAction
 from mmadc.utils.checkpoint_file import check_checkpoint_file
 from mmadc.utils.cpu_distributed import setup_cpu_distributed
 
+from .run_guard import RunMismatchError, check_run
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -111,6 +113,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        check_run(cfg, args.config, args.resume)
+    except RunMismatchError as err:
+        raise SystemExit(f'error: {err}') from None
     setup_cpu_distributed(cfg)
 
     from mmengine.registry import RUNNERS

@@ -104,3 +104,50 @@ def test_adc_demo_resumes_from_its_last_checkpoint(data_workspace, tmp_path):
     assert 'resumed epoch: 1' in log
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
     assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
+
+
+def _fake_run(work_dir, config):
+    """A work dir as a finished run of ``config`` leaves it: its model's
+    weights in epoch_1.pth and last_checkpoint naming it."""
+    from mmengine.config import Config
+
+    from mmadc.entrypoints.run_guard import config_model_shapes
+    cfg = Config.fromfile(config)
+    config_model_shapes(cfg)  # registers the scope's models
+    from mmengine.registry import MODELS
+    model = MODELS.build(cfg.model)
+    os.makedirs(work_dir, exist_ok=True)
+    ckpt = osp.join(work_dir, 'epoch_1.pth')
+    import torch
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(ckpt)
+    return ckpt
+
+
+def test_train_refuses_another_models_work_dir_and_checkpoint(
+        data_workspace, tmp_path):
+    """Training the ADC demo into the baseline's work dir, or resuming it
+    from the baseline's checkpoint, stops with one line before anything is
+    written; the baseline's files stay as they were."""
+    import subprocess
+    adc_cfg = osp.join(REPO_ROOT, 'configs', 'demo',
+                       'td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py')
+    work_dir = str(tmp_path / 'baseline')
+    ckpt = _fake_run(work_dir, POSE_CFG)
+    before = sorted(os.listdir(work_dir)), osp.getmtime(ckpt)
+    for extra, pattern in (([], f'work dir "{work_dir}" holds a run of '
+                            'another model'),
+                           (['--resume'], '--resume: checkpoint'),
+                           (['--resume', ckpt], f'--resume: checkpoint '
+                            f'"{ckpt}" is not of the model')):
+        proc = subprocess.run(
+            [PYTHON, TRAIN, adc_cfg, '--work-dir', work_dir, *extra],
+            cwd=data_workspace,
+            capture_output=True,
+            text=True)
+        assert proc.returncode != 0
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith('error: ') and pattern in last, proc.stderr
+        assert 'rate_regressor' in last and 'Traceback' not in proc.stderr
+    assert (sorted(os.listdir(work_dir)), osp.getmtime(ckpt)) == before
