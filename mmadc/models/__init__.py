@@ -13,10 +13,20 @@
 from ..utils import compiled_ops  # noqa: F401
 from . import backbones  # noqa: F401  registers ResNetADC, HRNetADC, ...
 from . import layers  # noqa: F401  registers 'DC', 'ScaleAdaptiveConv2d'
-from .backbones import HRNetADC, ResNetADC, ResNetV1cADC, SegResNetADC
 from .layers import DeformableConv2d, ScaleAdaptiveConv2d
 
-__all__ = [
-    'DeformableConv2d', 'HRNetADC', 'ResNetADC', 'ResNetV1cADC',
-    'ScaleAdaptiveConv2d', 'SegResNetADC'
+_BACKBONES = ('HRNetADC', 'ResNetADC', 'ResNetV1cADC', 'SegResNetADC')
+
+
+def __getattr__(name: str):
+    """The backbones, from :mod:`.backbones` (which names what to install
+    when the task's codebase is missing)."""
+    if name in _BACKBONES:
+        return getattr(backbones, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+__all__ = ['DeformableConv2d', 'ScaleAdaptiveConv2d'] + [
+    name for name in _BACKBONES
+    if name not in backbones.MISSING_TASK_BACKBONES
 ]

@@ -2,6 +2,7 @@
 """Check that the installed OpenMMLab packages are versions mmadc supports."""
 import importlib
 import importlib.metadata
+import importlib.util
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -35,7 +36,7 @@ def installed_version(module: str,
         dist (str, optional): Distribution name if it differs from the
             module, e.g. ``'mmsegmentation'``.
     """
-    if module in sys.modules:
+    if sys.modules.get(module) is not None:
         return sys.modules[module].__version__
     try:
         return importlib.metadata.version(dist or module)
@@ -45,6 +46,14 @@ def installed_version(module: str,
         return importlib.import_module(module).__version__
     except ImportError:
         return None
+
+
+def package_available(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def find_version_problems(
