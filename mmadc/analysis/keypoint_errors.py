@@ -421,11 +421,16 @@ def analyze_keypoint_errors(predictions: Sequence[dict],
 
 
 def load_json(path: str, arg_name: str):
-    """Read a JSON file, naming the argument if it is missing."""
+    """Read a JSON file, naming the argument and the file if it is missing
+    or not JSON."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'{arg_name}: "{path}" does not exist')
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'{arg_name}: "{path}" is not valid JSON '
+                             f'(truncated or not JSON?): {err}') from None
 
 
 def load_keypoint_predictions(path: str) -> List[dict]:

@@ -714,7 +714,19 @@ def build_analysis_dataloader(cfg: Config,
         type='DefaultSampler', shuffle=False, round_up=False)
     if not loader_cfg.get('num_workers'):
         loader_cfg.persistent_workers = False
-    return Runner.build_dataloader(loader_cfg)
+        # Serialising only shares memory between workers; MMEngine's fails
+        # on an empty dataset with "need at least one array to concatenate"
+        # instead of the check below.
+        dataset.serialize_data = False
+    loader = Runner.build_dataloader(loader_cfg)
+    if len(loader.dataset) == 0:
+        source = osp.join(
+            dataset.get('data_root', ''), dataset.get('ann_file', ''))
+        raise ValueError(
+            f'{key}: the dataset ({source or dataset.get("type")}) has no '
+            'usable sample (no image with an annotated person or label); '
+            'check the annotation file and the data root')
+    return loader
 
 
 def iter_batch_rates(

@@ -284,6 +284,11 @@ def test_error_analysis_tool(tmp_path):
         assert osp.getsize(out / name) > 1000
     with pytest.raises(FileNotFoundError, match='predictions'):
         tool.main([str(gt_path), str(tmp_path / 'missing.json')])
+    # a truncated file: the error names the argument and the file
+    truncated = tmp_path / 'truncated.json'
+    truncated.write_text(gt_path.read_text()[:100])
+    with pytest.raises(ValueError, match=f'gt: "{truncated}" is not valid'):
+        tool.main([str(truncated), str(tmp_path / 'adc.json')])
     with pytest.raises(ValueError, match='labels'):
         tool.main(
             [str(gt_path),

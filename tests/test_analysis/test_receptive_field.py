@@ -102,3 +102,23 @@ def test_tool_errors(tmp_path):
             write_pose_config(tmp_path, 'ResNetADC'),
             str(tmp_path / 'none.pth')
         ])
+
+
+def test_dataset_without_usable_samples(tmp_path):
+    """A val split without persons says so, naming the annotation file,
+    instead of MMEngine's "need at least one array to concatenate"."""
+    from mmadc.datasets import generate_coco_keypoints
+    root = tmp_path / 'empty_coco'
+    generate_coco_keypoints(
+        str(root), num_train_images=1, num_val_images=0,
+        image_size=(96, 64))
+    config = write_pose_config(tmp_path, 'ResNetADC')
+    with open(config) as f:
+        text = f.read()
+    from analysis_helpers import tiny_coco
+    with open(config, 'w') as f:
+        f.write(text.replace(tiny_coco(), str(root)))
+    tool = load_tool('receptive_field')
+    with pytest.raises(ValueError, match='no usable sample') as info:
+        tool.main([config, '--num-images', '1'])
+    assert 'person_keypoints_val2017.json' in str(info.value)
