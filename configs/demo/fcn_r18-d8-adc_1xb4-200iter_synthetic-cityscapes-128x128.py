@@ -11,5 +11,8 @@ model = dict(
         avg_down=False,
         adc_cfg=dict(type='ADC')))
 
-# ADC's rates during training (and a warning if many stop at 0)
-custom_hooks = [dict(type='ADCRateLoggerHook', interval=50)]
+# ADC's rates during training (and a warning if many stop at 0), after the
+# base's hooks
+custom_hooks = _base_.custom_hooks + [
+    dict(type='ADCRateLoggerHook', interval=50)
+]

@@ -74,3 +74,6 @@ default_hooks = dict(
     visualization=dict(type='SegVisualizationHook'))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
+# checkpoints record the random states, so that a resumed run draws the same
+# augmentations as an uninterrupted one
+custom_hooks = [dict(type='RandomStateHook')]

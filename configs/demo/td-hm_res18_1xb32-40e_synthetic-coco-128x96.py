@@ -33,6 +33,9 @@ log_processor = dict(window_size=10)
 # single-process CPU runs and gloo for multi-process CPU runs
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
+# checkpoints record the random states, so that a resumed run draws the same
+# augmentations as an uninterrupted one (after mmpose's SyncBuffersHook)
+custom_hooks = _base_.custom_hooks + [dict(type='RandomStateHook')]
 
 # codec settings
 codec = dict(

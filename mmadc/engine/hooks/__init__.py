@@ -1,4 +1,5 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 from .adc_rate_logger_hook import ADCRateLoggerHook
+from .random_state_hook import RandomStateHook
 
-__all__ = ['ADCRateLoggerHook']
+__all__ = ['ADCRateLoggerHook', 'RandomStateHook']
