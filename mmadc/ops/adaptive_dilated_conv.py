@@ -23,6 +23,19 @@ device-to-host synchronisation in every call on a GPU):
 * ``MMADC_CHECK_RATES=1`` (or :func:`adc_rate_check`) turns non-finite
   rates into a ``ValueError`` instead, at the cost of that synchronisation.
 
+A non-finite *input* value propagates as NaN, without an error, like
+``F.conv2d``, but over a wider window: the sampling loops read both
+bilinear neighbours of every tap, also one whose weight is 0 (at integer
+positions), and ``0 * inf`` is NaN. At integer rates a bad pixel reaches
+the outputs of a ``(k + 2) x (k + 2)`` window (5x5 for a 3x3 kernel; the
+negative taps' zero-weight neighbour lies below, the others' above, see
+:func:`~mmadc.ops.dilated_sampling.base_row`) where ``F.conv2d``'s is
+``k x k``; skipping zero-weight neighbours would put a branch into every
+sampling loop for inputs that are corrupt anyway. In
+:class:`~mmadc.ops.AdaptiveDilatedConv2d` the rate regressor pools the
+whole input, so one bad pixel makes that sample's rates, and thus its whole
+output, NaN.
+
 The operator is ``torch.ops.mmadc.adaptive_dilated_conv2d`` with its backward
 ``torch.ops.mmadc.adaptive_dilated_conv2d_backward``, each defined once
 through ``torch.library`` with a fake (shape) kernel and the autograd formula

@@ -298,3 +298,39 @@ def test_decomposition_for_export_equals_deform_conv2d(case):
     expected = torch.autograd.grad(ref, (x, weight, rates), grad)
     for a, e in zip(got, expected):
         torch.testing.assert_close(a, e, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_non_finite_input_propagates_within_the_documented_window(value):
+    """A bad input pixel raises nothing and turns into non-finite outputs: at
+    integer rates exactly within the documented (k + 2) x (k + 2) window,
+    which holds F.conv2d's k x k one; every other output is exact."""
+    x = torch.randn(1, 2, 12, 11, dtype=torch.float64)
+    weight = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    rates = torch.ones(1, 2, dtype=torch.float64)
+    clean = adaptive_dilated_conv2d(x, weight, rates, None, 1, 1)
+    x[0, 1, 5, 6] = value
+    out = adaptive_dilated_conv2d(x, weight, rates, None, 1, 1)
+    bad = (~out.isfinite()).any(1)[0]
+    conv_bad = (~torch.nn.functional.conv2d(x, weight, padding=1).isfinite()
+                ).any(1)[0]
+    window = torch.zeros_like(bad)
+    window[5 - 2:5 + 3, 6 - 2:6 + 3] = True
+    assert bad.equal(window)
+    assert (bad | ~conv_bad).all()  # conv2d's window is inside
+    torch.testing.assert_close(out[..., ~bad], clean[..., ~bad], rtol=0,
+                               atol=0)
+
+
+def test_layer_with_a_non_finite_input_pixel():
+    """The regressor pools the whole image: that sample's rates and output
+    become NaN (no error about rates the user never passed); the other
+    samples of the batch are unaffected."""
+    layer = _layer(2)
+    x = torch.randn(2, 8, 10, 9)
+    clean = layer(x)
+    x[1, 3, 4, 4] = float('nan')
+    out = layer(x)
+    assert layer.last_rates[1].isnan().all()
+    assert out[1].isnan().all()
+    torch.testing.assert_close(out[0], clean[0], rtol=0, atol=0)
