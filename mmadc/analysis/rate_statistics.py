@@ -718,10 +718,14 @@ def build_analysis_dataloader(cfg: Config,
         # on an empty dataset with "need at least one array to concatenate"
         # instead of the check below.
         dataset.serialize_data = False
-    loader = Runner.build_dataloader(loader_cfg)
+    source = osp.join(
+        dataset.get('data_root', ''), dataset.get('ann_file', ''))
+    try:
+        loader = Runner.build_dataloader(loader_cfg)
+    except json.JSONDecodeError as err:  # upstream loaders do not name it
+        raise ValueError(f'{key}: the annotation file {source} is not valid '
+                         f'JSON (truncated?): {err}') from None
     if len(loader.dataset) == 0:
-        source = osp.join(
-            dataset.get('data_root', ''), dataset.get('ann_file', ''))
         raise ValueError(
             f'{key}: the dataset ({source or dataset.get("type")}) has no '
             'usable sample (no image with an annotated person or label); '

@@ -19,7 +19,6 @@ marks only the ego-vehicle bonnet some images show at the bottom. Each class
 has its own colour range, texture and shape, so a small FCN learns them.
 Every class is guaranteed to occur in each split.
 """
-import os
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 

@@ -22,7 +22,6 @@ horizontal flip turns into the other side's cue. Hence the data stays
 consistent under mmpose's ``RandomFlip`` augmentation and flip test.
 """
 import math
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -60,8 +60,8 @@ def _scope_models(cfg):
     return MODELS
 
 
-def build_model(config: str, checkpoint: Optional[str]) -> Tuple[nn.Module,
-                                                                  object]:
+def build_model(config: str,
+                checkpoint: Optional[str]) -> Tuple[nn.Module, object]:
     """The config's model in eval mode with the checkpoint's weights.
 
     Args:

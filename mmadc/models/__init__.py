@@ -13,7 +13,7 @@
 from ..utils import compiled_ops  # noqa: F401
 from . import backbones  # noqa: F401  registers ResNetADC, HRNetADC, ...
 from . import layers  # noqa: F401  registers 'DC', 'ScaleAdaptiveConv2d'
-from .layers import DeformableConv2d, ScaleAdaptiveConv2d
+from .layers import DeformableConv2d, ScaleAdaptiveConv2d  # noqa: F401
 
 _BACKBONES = ('HRNetADC', 'ResNetADC', 'ResNetV1cADC', 'SegResNetADC')
 

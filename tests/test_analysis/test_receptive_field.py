@@ -122,3 +122,21 @@ def test_dataset_without_usable_samples(tmp_path):
     with pytest.raises(ValueError, match='no usable sample') as info:
         tool.main([config, '--num-images', '1'])
     assert 'person_keypoints_val2017.json' in str(info.value)
+
+
+def test_truncated_annotation_file_is_named(tmp_path):
+    import shutil
+
+    from analysis_helpers import tiny_coco
+    root = tmp_path / 'coco'
+    shutil.copytree(tiny_coco(), root)
+    ann = root / 'annotations' / 'person_keypoints_val2017.json'
+    ann.write_text(ann.read_text()[:200])
+    config = write_pose_config(tmp_path, 'ResNetADC')
+    with open(config) as f:
+        text = f.read()
+    with open(config, 'w') as f:
+        f.write(text.replace(tiny_coco(), str(root)))
+    with pytest.raises(ValueError, match='not valid JSON') as info:
+        load_tool('receptive_field').main([config, '--num-images', '1'])
+    assert 'person_keypoints_val2017.json' in str(info.value)

@@ -260,7 +260,6 @@ print('ok')
     assert proc.returncode == 0 and 'ok' in proc.stdout, proc.stderr
 
 
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_no_host_sync_on_cuda(channels_last):

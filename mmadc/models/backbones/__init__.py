@@ -6,7 +6,8 @@ user needs no mmsegmentation and a segmentation user no mmpose (or mmdet);
 asking for the other task's backbone names what to install.
 """
 from ...utils.version_check import package_available
-from .adc_blocks import (ADCBackboneMixin, ADCBlockMixin, ADCResNetMixin,
+from .adc_blocks import (ADCBackboneMixin, ADCBlockMixin,  # noqa: F401
+                         ADCResNetMixin,
                          adc_block_class, iter_replaced_convs, replace_conv,
                          resolve_layer_cfg)
 
@@ -14,15 +15,17 @@ from .adc_blocks import (ADCBackboneMixin, ADCBlockMixin, ADCResNetMixin,
 MISSING_TASK_BACKBONES = {}
 
 if package_available('mmpose'):
-    from .hrnet_adc import HRNetADC
-    from .resnet_adc import ADCBasicBlock, ADCBottleneck, ResNetADC
+    from .hrnet_adc import HRNetADC  # noqa: F401
+    from .resnet_adc import (ADCBasicBlock, ADCBottleneck,  # noqa: F401
+                             ResNetADC)
 else:
     MISSING_TASK_BACKBONES.update(
         dict.fromkeys(('HRNetADC', 'ResNetADC', 'ADCBasicBlock',
                        'ADCBottleneck'), 'mmpose'))
 if package_available('mmseg'):
-    from .resnet_adc_seg import (ResNetV1cADC, SegADCBasicBlock,
-                                 SegADCBottleneck, SegResNetADC)
+    from .resnet_adc_seg import (ResNetV1cADC,  # noqa: F401
+                                 SegADCBasicBlock, SegADCBottleneck,
+                                 SegResNetADC)
 else:
     MISSING_TASK_BACKBONES.update(
         dict.fromkeys(('ResNetV1cADC', 'SegADCBasicBlock',
