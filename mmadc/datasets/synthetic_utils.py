@@ -202,6 +202,12 @@ def foreign_paths(out_dir: str, owned: Iterable[str],
     return sorted(foreign)
 
 
+def list_paths(paths: List[str], shown: int = 5) -> str:
+    """The first few paths, and how many more, for a message."""
+    more = f' and {len(paths) - shown} more' if len(paths) > shown else ''
+    return ', '.join(paths[:shown]) + more
+
+
 def prepare_output(out_dir: str, owned: Iterable[str],
                    overwrite: bool) -> OutputJournal:
     """Make sure nothing a generator would write already exists.
@@ -235,12 +241,10 @@ def prepare_output(out_dir: str, owned: Iterable[str],
     recorded = recorded_files(out_dir)
     foreign = foreign_paths(out_dir, owned, recorded)
     if foreign:
-        shown = ', '.join(foreign[:5])
-        more = f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''
         raise FileExistsError(
             f'{out_dir} holds files no generator run recorded writing, where '
-            f'this one writes: {shown}{more}; nothing was deleted: move them '
-            'away or choose another folder')
+            f'this one writes: {list_paths(foreign)}; nothing was deleted: '
+            'move them away or choose another folder')
     journal = OutputJournal(out_dir)
     ours = sorted(r for r in recorded if _is_under(r, owned))
     # The journal takes over the manifest's list first, so that an
@@ -345,13 +349,11 @@ def run_generator_cli(out_dir: str, generator: str, params: dict,
         return 1
     foreign = foreign_paths(out_dir, owned, recorded_files(out_dir))
     if foreign:  # before printing anything that suggests progress
-        shown = ', '.join(foreign[:5])
-        more = f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''
         print(
             f'error: refusing to write into {out_dir}: it holds files no '
             f'generator run recorded writing, where this one writes: '
-            f'{shown}{more}. Nothing was changed, --force or not: move them '
-            'away or choose another folder.',
+            f'{list_paths(foreign)}. Nothing was changed, --force or not: '
+            'move them away or choose another folder.',
             file=sys.stderr)
         return 1
     print(f'Generating the {label} dataset into {out_dir} ({params})')
