@@ -117,6 +117,18 @@ def _poison(tensor: Tensor, finite: Optional[Tensor]) -> Tensor:
     return tensor.masked_fill(~mask, float('nan'))
 
 
+def output_size(input: Tensor, weight: Tensor, stride: List[int],
+                padding: List[int], dilation: List[int]) -> Tuple[int, int]:
+    """``(H_out, W_out)``: the output size of ``F.conv2d`` with these
+    arguments, which ADC shares."""
+    sizes = []
+    for axis in (0, 1):
+        extent = input.shape[2 + axis] + 2 * padding[axis] - dilation[axis] * (
+            weight.shape[2 + axis] - 1)
+        sizes.append((extent - 1) // stride[axis] + 1)
+    return sizes[0], sizes[1]
+
+
 def _forward_kernel(input: Tensor, weight: Tensor, rates: Tensor,
                     bias: Optional[Tensor], stride: List[int],
                     padding: List[int], dilation: List[int],
@@ -136,13 +148,8 @@ def _forward_fake(input: Tensor, weight: Tensor, rates: Tensor,
                   padding: List[int], dilation: List[int],
                   compute_dtype: torch.dtype) -> Tensor:
     """Output metadata: ``F.conv2d``'s shape, the input's layout."""
-    num, _, height, width = input.shape
-    out_channels, _, kh, kw = weight.shape
-    out_h = (height + 2 * padding[0] - dilation[0] *
-             (kh - 1) - 1) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - dilation[1] *
-             (kw - 1) - 1) // stride[1] + 1
-    return torch.empty((num, out_channels, out_h, out_w),
+    out_h, out_w = output_size(input, weight, stride, padding, dilation)
+    return torch.empty((input.shape[0], weight.shape[0], out_h, out_w),
                        dtype=compute_dtype,
                        device=input.device,
                        memory_format=memory_format(input))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import adaptive_dilated_conv  # noqa: F401  registers the op
+from .adaptive_dilated_conv import output_size  # (and registers the op)
 
 
 def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
@@ -32,10 +32,7 @@ def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
     """
     num, channels, height, width = input.shape
     out_channels, _, kh, kw = weight.shape
-    out_h = (height + 2 * padding[0] - dilation[0] *
-             (kh - 1) - 1) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - dilation[1] *
-             (kw - 1) - 1) // stride[1] + 1
+    out_h, out_w = output_size(input, weight, stride, padding, dilation)
     sample_dtype = torch.float64 if input.dtype == torch.float64 \
         else torch.float32
     planes = input.to(sample_dtype).reshape(num * channels, 1, height, width)

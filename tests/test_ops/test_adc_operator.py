@@ -104,6 +104,18 @@ def _deform(x, weight, rates, bias, stride, padding, dilation):
     return deform_conv2d(x, offset, weight, bias, stride, padding, dilation)
 
 
+def _assert_equals_deform(out, x, weight, rates, b, s, p, d):
+    """``out`` and its input, weight and rate gradients equal
+    deform_conv2d's with the same offsets (float64)."""
+    ref = _deform(x, weight, rates, b, s, p, d)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, weight, rates), grad)
+    expected = torch.autograd.grad(ref, (x, weight, rates), grad)
+    for a, e in zip(got, expected):
+        torch.testing.assert_close(a, e, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize('case', CASES)
 def test_negative_rates_mirror_the_footprint(case):
     """A negative rate is read as documented (tap i at centre + d*r*i),
@@ -113,13 +125,7 @@ def test_negative_rates_mirror_the_footprint(case):
     x.requires_grad_()
     weight.requires_grad_()
     out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
-    ref = _deform(x, weight, rates, b, s, p, d)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
-    grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, (x, weight, rates), grad)
-    expected = torch.autograd.grad(ref, (x, weight, rates), grad)
-    for a, e in zip(got, expected):
-        torch.testing.assert_close(a, e, rtol=0, atol=1e-9)
+    _assert_equals_deform(out, x, weight, rates, b, s, p, d)
 
 
 def test_huge_rates_read_zeros_outside():
@@ -290,13 +296,7 @@ def test_decomposition_for_export_equals_deform_conv2d(case):
     weight.requires_grad_()
     out = adaptive_dilated_conv2d_decomposed(x, weight, rates, b, s, p, d,
                                              torch.float64)
-    ref = _deform(x, weight, rates, b, s, p, d)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
-    grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, (x, weight, rates), grad)
-    expected = torch.autograd.grad(ref, (x, weight, rates), grad)
-    for a, e in zip(got, expected):
-        torch.testing.assert_close(a, e, rtol=0, atol=1e-9)
+    _assert_equals_deform(out, x, weight, rates, b, s, p, d)
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf')])
