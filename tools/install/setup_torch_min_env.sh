@@ -16,11 +16,13 @@ PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.mmadc-env-stamp"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
+# mmadc is installed as a copy (not editable), so its sources belong to the
+# fingerprint too: otherwise the tests would run an earlier copy.
 fingerprint() {
-  cat "$ROOT/tools/install/setup_torch_min_env.sh" "$ROOT/requirements/torch_min.txt" \
-      "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml" \
-      "$ROOT"/mmadc/ops/csrc/* \
-    | sha256sum | cut -d' ' -f1
+  { cat "$ROOT/tools/install/setup_torch_min_env.sh" "$ROOT/requirements/torch_min.txt" \
+        "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml"
+    find "$ROOT/mmadc" -type f \( -name '*.py' -o -path '*/csrc/*' \) | LC_ALL=C sort \
+      | xargs cat; } | sha256sum | cut -d' ' -f1
 }
 
 # (from / so that the installed mmadc is imported, not the source tree's)
