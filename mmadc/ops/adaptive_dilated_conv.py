@@ -426,15 +426,11 @@ def adaptive_dilated_conv2d(input: Tensor,
     autocast_dtype = _autocast_dtype(input) if isinstance(input,
                                                           Tensor) else None
     _check_arguments(input, weight, rates, bias, autocast_dtype is not None)
-    height, width = input.shape[2:]
-    for axis, size, k in ((0, height, weight.shape[2]), (1, width,
-                                                         weight.shape[3])):
-        extent = size + 2 * padding[axis] - dilation[axis] * (k - 1)
-        if extent < 1:
-            raise ValueError(
-                f'input of size {tuple(input.shape[2:])} is too small for '
-                f'kernel size {tuple(weight.shape[2:])} with padding '
-                f'{padding} and dilation {dilation}')
+    if min(output_size(input, weight, stride, padding, dilation)) < 1:
+        raise ValueError(
+            f'input of size {tuple(input.shape[2:])} is too small for '
+            f'kernel size {tuple(weight.shape[2:])} with padding '
+            f'{padding} and dilation {dilation}')
     if _check_rates and not bool(torch.isfinite(rates).all()):
         raise ValueError('rates must be finite, got NaN or inf values '
                          '(MMADC_CHECK_RATES=1)')
