@@ -21,7 +21,9 @@ from torch import nn
 
 from mmadc.ops.decomposition import DECOMPOSITIONS
 from mmadc.utils.checkpoint_file import (CheckpointFileError,
-                                         check_checkpoint_file)
+                                         check_checkpoint_file,
+                                         describe_weight_difference,
+                                         weight_shapes)
 
 
 class ExportError(Exception):
@@ -93,20 +95,11 @@ def build_model(config: str,
         from mmengine.runner.checkpoint import _load_checkpoint
         state = _load_checkpoint(checkpoint, map_location='cpu')
         state = state.get('state_dict', state)
-        own = model.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        mismatched = sorted(k for k in set(own) & set(state)
-                            if own[k].shape != state[k].shape)
-        if missing or unexpected or mismatched:
-            parts = [
-                f'{len(keys)} {what} (e.g. {keys[0]})'
-                for keys, what in ((missing, 'missing keys'),
-                                   (unexpected, 'unexpected keys'),
-                                   (mismatched, 'shape mismatches')) if keys
-            ]
+        difference = describe_weight_difference(
+            weight_shapes(model.state_dict()), weight_shapes(state))
+        if difference is not None:
             raise ExportError(f'checkpoint: "{checkpoint}" does not fit the '
-                              f'model of "{config}": {", ".join(parts)}')
+                              f'model of "{config}": {difference}')
         model.load_state_dict(state)
     return model.eval(), cfg
 

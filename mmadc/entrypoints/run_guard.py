@@ -13,54 +13,35 @@ naming the folder or file and the options.
 """
 import glob
 import os.path as osp
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 import torch
 
-from mmadc.utils.checkpoint_file import check_checkpoint_file
+from mmadc.utils.checkpoint_file import (Shapes, check_checkpoint_file,
+                                         describe_weight_difference,
+                                         weight_shapes)
 
 
 class RunMismatchError(Exception):
     """A work dir or checkpoint of another model; one-line message."""
 
 
-def config_model_shapes(cfg) -> Dict[str, Tuple[int, ...]]:
-    """Parameter and buffer shapes of the config's model (no weights are
-    loaded or downloaded)."""
+def build_config_model(cfg):
+    """The config's model, as the Runner builds it (no weights are loaded
+    or downloaded)."""
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.utils import import_modules_from_strings
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     if cfg.get('default_scope'):
         init_default_scope(cfg.default_scope)
-    model = MODELS.build(cfg.model)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return MODELS.build(cfg.model)
 
 
-def checkpoint_model_shapes(path: str) -> Dict[str, Tuple[int, ...]]:
+def checkpoint_weight_shapes(path: str) -> Shapes:
     """Shapes of the model weights a checkpoint holds."""
     state = torch.load(path, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state)
-    return {
-        k: tuple(v.shape)
-        for k, v in state.items() if isinstance(v, torch.Tensor)
-    }
-
-
-def describe_difference(model: Dict[str, Tuple[int, ...]],
-                        checkpoint: Dict[str, Tuple[int, ...]]
-                        ) -> Optional[str]:
-    """None if the shapes agree, else a short account of how they differ."""
-    missing = sorted(set(model) - set(checkpoint))
-    unexpected = sorted(set(checkpoint) - set(model))
-    resized = sorted(k for k in set(model) & set(checkpoint)
-                     if model[k] != checkpoint[k])
-    kinds = ((missing, "weights of the config's model missing"),
-             (unexpected, 'weights of another model'),
-             (resized, 'weights of another shape'))
-    parts = [f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in kinds
-             if keys]
-    return '; '.join(parts) or None
+    return weight_shapes(state.get('state_dict', state))
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:
@@ -94,8 +75,9 @@ def check_run(cfg, config_path: str, resume: Optional[str]) -> None:
         return
     what = '--resume: checkpoint' if resuming else 'checkpoint'
     check_checkpoint_file(checkpoint, what)
-    difference = describe_difference(
-        config_model_shapes(cfg), checkpoint_model_shapes(checkpoint))
+    difference = describe_weight_difference(
+        weight_shapes(build_config_model(cfg).state_dict()),
+        checkpoint_weight_shapes(checkpoint))
     if difference is None:
         return
     if resuming:

@@ -1,5 +1,6 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Tell a user which file is not a checkpoint, before anything loads it.
+"""Tell a user which file is not a checkpoint, or not one of this model,
+before anything loads it.
 
 An empty or foreign file passed as a checkpoint otherwise fails deep inside
 ``torch.load`` with a bare ``EOFError``, or with torch's advice to retry
@@ -9,6 +10,9 @@ multi-GB checkpoint is not loaded twice.
 """
 import os.path as osp
 import zipfile
+from typing import Dict, Optional, Tuple
+
+Shapes = Dict[str, Tuple[int, ...]]
 
 # torch.save's legacy (non-zip) format: a pickle of protocol 2 whose first
 # object is torch's magic number 0x1950a86a20f9469cfc6c.
@@ -57,3 +61,27 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
             f'{what}: "{path}" is not a PyTorch checkpoint (neither '
             'torch.save\'s zip format nor its legacy format; truncated or '
             'another kind of file?)')
+
+
+def weight_shapes(state_dict: dict) -> Shapes:
+    """The shape of every tensor of a state dict."""
+    return {
+        k: tuple(v.shape)
+        for k, v in state_dict.items() if hasattr(v, 'shape')
+    }
+
+
+def describe_weight_difference(model: Shapes,
+                               checkpoint: Shapes) -> Optional[str]:
+    """None if a checkpoint's weights fit a model's (same names and
+    shapes), else a short account of how they differ, for a message."""
+    missing = sorted(set(model) - set(checkpoint))
+    unexpected = sorted(set(checkpoint) - set(model))
+    resized = sorted(k for k in set(model) & set(checkpoint)
+                     if model[k] != checkpoint[k])
+    kinds = ((missing, "weights of the config's model missing"),
+             (unexpected, 'weights of another model'),
+             (resized, 'weights of another shape'))
+    parts = [f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in kinds
+             if keys]
+    return '; '.join(parts) or None

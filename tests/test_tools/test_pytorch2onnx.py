@@ -100,7 +100,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
          'config: ".*nope.py" does not exist'),
         # a baseline checkpoint lacks the ADC model's rate regressors
         ([POSE_ADC, ckpt, '--out', out],
-         'does not fit the model of .*missing keys .*rate_regressor'),
+         "does not fit the model of .*weights of the config's model "
+         'missing .*rate_regressor'),
         ([POSE, ckpt, '--out', out, '--shape', '0', '96'],
          '--shape: expected two positive sizes'),
     ]

@@ -111,11 +111,8 @@ def _fake_run(work_dir, config):
     weights in epoch_1.pth and last_checkpoint naming it."""
     from mmengine.config import Config
 
-    from mmadc.entrypoints.run_guard import config_model_shapes
-    cfg = Config.fromfile(config)
-    config_model_shapes(cfg)  # registers the scope's models
-    from mmengine.registry import MODELS
-    model = MODELS.build(cfg.model)
+    from mmadc.entrypoints.run_guard import build_config_model
+    model = build_config_model(Config.fromfile(config))
     os.makedirs(work_dir, exist_ok=True)
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     import torch
