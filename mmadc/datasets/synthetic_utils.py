@@ -9,7 +9,6 @@ unless asked to overwrite) without hashing thousands of images. While a run
 writes, ``synthetic_manifest.journal`` lists its files, so that overwriting
 an interrupted run deletes exactly what it wrote and nothing of the user's.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -202,12 +201,6 @@ def foreign_paths(out_dir: str, owned: Iterable[str],
     return sorted(foreign)
 
 
-def list_paths(paths: List[str], shown: int = 5) -> str:
-    """The first few paths, and how many more, for a message."""
-    more = f' and {len(paths) - shown} more' if len(paths) > shown else ''
-    return ', '.join(paths[:shown]) + more
-
-
 def prepare_output(out_dir: str, owned: Iterable[str],
                    overwrite: bool) -> OutputJournal:
     """Make sure nothing a generator would write already exists.
@@ -241,10 +234,12 @@ def prepare_output(out_dir: str, owned: Iterable[str],
     recorded = recorded_files(out_dir)
     foreign = foreign_paths(out_dir, owned, recorded)
     if foreign:
+        more = f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''
         raise FileExistsError(
-            f'{out_dir} holds files no generator run recorded writing, where '
-            f'this one writes: {list_paths(foreign)}; nothing was deleted: '
-            'move them away or choose another folder')
+            f'refusing to write into {out_dir}: it holds files no generator '
+            f'run recorded writing, where this one writes: '
+            f'{", ".join(foreign[:5])}{more}. Nothing was changed, --force '
+            'or not: move them away or choose another folder.')
     journal = OutputJournal(out_dir)
     ours = sorted(r for r in recorded if _is_under(r, owned))
     # The journal takes over the manifest's list first, so that an
@@ -265,26 +260,6 @@ def prepare_output(out_dir: str, owned: Iterable[str],
                 os.rmdir(dirpath)
     os.makedirs(out_dir, exist_ok=True)
     return journal
-
-
-def int_in_range(low: int, high: Optional[int] = None) -> Callable[[str],
-                                                                   int]:
-    """An argparse ``type``: an int in ``[low, high]`` (no upper bound if
-    None), so that a bad argument is refused before anything is written."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f'expected an integer, got {text!r}') from None
-        if value < low or (high is not None and value > high):
-            bounds = f'>= {low}' if high is None else f'in [{low}, {high}]'
-            raise argparse.ArgumentTypeError(
-                f'expected an integer {bounds}, got {value}')
-        return value
-
-    return parse
 
 
 def check_counts(seed: int, **counts: int) -> None:
@@ -347,19 +322,12 @@ def run_generator_cli(out_dir: str, generator: str, params: dict,
             'files) and regenerate.',
             file=sys.stderr)
         return 1
-    foreign = foreign_paths(out_dir, owned, recorded_files(out_dir))
-    if foreign:  # before printing anything that suggests progress
-        print(
-            f'error: refusing to write into {out_dir}: it holds files no '
-            f'generator run recorded writing, where this one writes: '
-            f'{list_paths(foreign)}. Nothing was changed, --force or not: '
-            'move them away or choose another folder.',
-            file=sys.stderr)
-        return 1
     print(f'Generating the {label} dataset into {out_dir} ({params})')
     try:
         paths = generate(overwrite=state != ABSENT, progress=print_progress)
-    except (ValueError, FileExistsError) as err:  # checked before writing
+    # bad arguments and a user's files in the way are refused before
+    # anything is written
+    except (ValueError, FileExistsError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     for key, path in paths.items():

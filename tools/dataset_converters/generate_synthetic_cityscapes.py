@@ -20,7 +20,7 @@ from mmadc.datasets.synthetic_cityscapes import (GENERATOR_NAME,
                                                  cityscapes_owned_paths,
                                                  cityscapes_params,
                                                  generate_cityscapes)
-from mmadc.datasets.synthetic_utils import int_in_range, run_generator_cli
+from mmadc.datasets.synthetic_utils import run_generator_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,12 +33,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='data/synthetic_cityscapes',
         help='dataset root to write (default: %(default)s)')
     parser.add_argument(
-        '--num-train',
-        type=int_in_range(0),
-        default=100,
-        help='train images')
-    parser.add_argument(
-        '--num-val', type=int_in_range(0), default=20, help='val images')
+        '--num-train', type=int, default=100, help='train images')
+    parser.add_argument('--num-val', type=int, default=20, help='val images')
     parser.add_argument(
         '--image-size',
         type=int,
@@ -46,8 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=[256, 128],
         metavar=('W', 'H'),
         help='image width and height (default: 256 128)')
-    parser.add_argument(
-        '--seed', type=int_in_range(0), default=0, help='random seed')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
         '--no-label-ids',
         action='store_true',

@@ -19,7 +19,7 @@ from typing import List, Optional
 from mmadc.datasets.synthetic_coco import (GENERATOR_NAME, coco_owned_paths,
                                            coco_params,
                                            generate_coco_keypoints)
-from mmadc.datasets.synthetic_utils import int_in_range, run_generator_cli
+from mmadc.datasets.synthetic_utils import run_generator_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -32,31 +32,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='data/synthetic_coco',
         help='dataset root to write (default: %(default)s)')
     parser.add_argument(
-        '--num-train',
-        type=int_in_range(0),
-        default=200,
-        help='train2017 images')
+        '--num-train', type=int, default=200, help='train2017 images')
     parser.add_argument(
-        '--num-val', type=int_in_range(0), default=50, help='val2017 images')
+        '--num-val', type=int, default=50, help='val2017 images')
     parser.add_argument(
         '--image-size',
-        type=int_in_range(16),
+        type=int,
         nargs=2,
         default=[320, 240],
         metavar=('W', 'H'),
         help='image width and height (default: 320 240)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
-        '--seed', type=int_in_range(0), default=0, help='random seed')
+        '--max-persons', type=int, default=4, help='persons per image, max')
     parser.add_argument(
-        '--max-persons',
-        type=int_in_range(1, 99),
-        default=4,
-        help='persons per image, max')
-    parser.add_argument(
-        '--jpeg-quality',
-        type=int_in_range(1, 100),
-        default=90,
-        help='JPEG quality (1-100)')
+        '--jpeg-quality', type=int, default=90, help='JPEG quality (1-100)')
     parser.add_argument(
         '--force',
         action='store_true',
