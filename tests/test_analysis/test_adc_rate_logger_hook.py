@@ -258,9 +258,10 @@ def test_dead_rates_reported_and_warned_once(tmp_path, caplog):
     naming its layer; layer1 stays quiet."""
     model = ToyModel()
     with torch.no_grad():
-        # zero weight: the rates are exactly relu(-50) = 0 whatever fc1's
-        # (unseeded) initialisation gives
-        model.backbone.stage2[0].conv2.rate_regressor.fc2.weight.zero_()
+        # zero weights make the rates independent of fc1's (unseeded)
+        # initialisation: exactly relu(-50) = 0 in stage2 and 1.5 in layer1
+        for block in (*model.backbone.layer1, *model.backbone.stage2):
+            block.conv2.rate_regressor.fc2.weight.zero_()
         model.backbone.stage2[0].conv2.rate_regressor.fc2.bias.fill_(-50.)
     runner = make_runner(tmp_path, model,
                          [dict(type='ADCRateLoggerHook', interval=1)])
