@@ -1,12 +1,13 @@
 # The two commands of README.md's quick start:
 #   make demo   set up .venv (first time ~20 min: mmcv compiles) and run the main job
+#   make lint   set up .venv and check the style (setup.cfg); CI runs it first
 #   make test   set up .venv and run the test suite, then the operator and
 #               layer tests again on the lowest supported torch (.venv-torch-min)
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 TORCH_MIN_VENV ?= .venv-torch-min
 
-.PHONY: env env-torch-min demo test test-torch-min
+.PHONY: env env-torch-min demo lint test test-torch-min
 
 env:
 	MMADC_VENV=$(VENV) tools/install/setup_env.sh
@@ -16,6 +17,13 @@ env-torch-min:
 
 demo: env
 	$(PYTHON) tools/run_demo.py
+
+# The style settings are setup.cfg's; `isort` and `yapf -i` fix findings.
+LINT_PATHS := mmadc tools tests configs setup.py
+lint: env
+	$(PYTHON) -m flake8 $(LINT_PATHS)
+	$(PYTHON) -m isort --check-only --diff $(LINT_PATHS)
+	$(PYTHON) -m yapf --diff --recursive $(LINT_PATHS)
 
 test: env env-torch-min
 	$(PYTHON) -m pytest tests

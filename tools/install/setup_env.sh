@@ -92,11 +92,11 @@ step "mmpose 1.3.2 (without its chumpy requirement)"
 # other runtime needs are in requirements/stack.txt.
 "${PIP[@]}" install -q --no-deps "mmpose==1.3.2"
 
-step "test and deployment requirements"
+step "test, lint and deployment requirements"
 # deploy.txt: onnx, onnxscript and onnxruntime for the ONNX export tool
-# (the `mmadc[deploy]` extra), which the tests run.
+# (the `mmadc[deploy]` extra), which the tests run; lint.txt: `make lint`.
 "${PIP[@]}" install -q -r "$ROOT/requirements/tests.txt" \
-  -r "$ROOT/requirements/deploy.txt"
+  -r "$ROOT/requirements/lint.txt" -r "$ROOT/requirements/deploy.txt"
 
 step "mmadc (editable, with its native ADC CPU kernel when a compiler is available)"
 # --no-build-isolation: the kernel compiles against this torch. Without a
