@@ -19,7 +19,7 @@ if importlib.util.find_spec('mmengine') is not None:
 
     check_versions()
 
-    from .utils.checkpoint_globals import allow_checkpoint_globals
+    from .compat.checkpoint_globals import allow_checkpoint_globals
 
     allow_checkpoint_globals()
 

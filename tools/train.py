@@ -2,7 +2,7 @@
 """Train an mmpose or mmseg config: ``python tools/train.py CONFIG [...]``.
 
 The logic lives in :mod:`mmadc.entrypoints.train` so that ``mim train``
-runs the same code (see ``python -m mmadc.utils.mim_tools``).
+runs the same code (see ``python -m mmadc.compat.mim_tools``).
 """
 from mmadc.entrypoints.train import main
 

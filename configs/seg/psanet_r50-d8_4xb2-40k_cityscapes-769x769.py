@@ -9,5 +9,5 @@
 _base_ = ['mmseg::psanet/psanet_r50-d8_4xb2-40k_cityscapes-769x769.py']
 
 # Importing mmadc stops with the fix where mmcv's compiled ops (PSAMask) are
-# missing (mmadc.utils.compiled_ops), before mmseg asks for "mmcv-full".
+# missing (mmadc.compat.compiled_ops), before mmseg asks for "mmcv-full".
 custom_imports = dict(imports=['mmadc'], allow_failed_imports=False)

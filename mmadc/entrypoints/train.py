@@ -15,7 +15,7 @@ from typing import List, Optional
 from mmengine.config import Config, DictAction
 
 from mmadc.utils.checkpoint_file import check_checkpoint_file
-from mmadc.utils.cpu_distributed import setup_cpu_distributed
+from mmadc.compat.cpu_distributed import setup_cpu_distributed
 
 from .run_guard import RunMismatchError, check_run
 

@@ -10,7 +10,7 @@
 """
 # First: stops with the fix where mmcv's compiled ops are missing, before
 # mmpose/mmseg fail on them with less helpful messages.
-from ..utils import compiled_ops  # noqa: F401
+from ..compat import compiled_ops  # noqa: F401
 from . import backbones  # noqa: F401  registers ResNetADC, HRNetADC, ...
 from . import layers  # noqa: F401  registers 'DC', 'ScaleAdaptiveConv2d'
 from .layers import DeformableConv2d, ScaleAdaptiveConv2d  # noqa: F401

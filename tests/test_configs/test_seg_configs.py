@@ -27,7 +27,7 @@ import mmadc  # noqa: F401  registers everything, as custom_imports does
 from mmadc.models import SegResNetADC
 from mmadc.models.backbones import iter_replaced_convs
 from mmadc.ops import AdaptiveDilatedConv2d
-from mmadc.utils.compiled_ops import (MMCV_OPS_FIX, REQUIRED_OPS,
+from mmadc.compat.compiled_ops import (MMCV_OPS_FIX, REQUIRED_OPS,
                                       require_mmcv_ops)
 
 CONFIG_DIR = osp.join(

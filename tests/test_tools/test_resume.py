@@ -16,7 +16,7 @@ import torch
 from conftest import PYTHON, REPO_ROOT, run_cli
 
 import mmadc  # noqa: F401  registers the checkpoint globals
-from mmadc.utils.checkpoint_globals import (CHECKPOINT_GLOBALS,
+from mmadc.compat.checkpoint_globals import (CHECKPOINT_GLOBALS,
                                              allow_checkpoint_globals,
                                              allowed_checkpoint_globals)
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mmadc.utils import mim_tools
+from mmadc.compat import mim_tools
 
 
 @pytest.fixture

@@ -107,8 +107,8 @@ step "mim tool scripts for mmseg and check"
 # `mim train/test PKG` runs PKG/.mim/tools/{train,test}.py. Some
 # mmsegmentation 1.2.2 builds ship none; for any such package mmadc places
 # scripts calling its generic entry points (a no-op where the package ships
-# its own; see `python -m mmadc.utils.mim_tools --help`).
-"$PY" -m mmadc.utils.mim_tools install
+# its own; see `python -m mmadc.compat.mim_tools --help`).
+"$PY" -m mmadc.compat.mim_tools install
 check_env
 "$PY" -m mmadc.utils.collect_env
 

@@ -8,12 +8,12 @@ places two tiny scripts there, ``train.py`` and ``test.py``, which call
 mmadc's generic entry points (:mod:`mmadc.entrypoints`, which read the task
 from the config's ``default_scope``)::
 
-    python -m mmadc.utils.mim_tools install     # what setup_env.sh runs
-    python -m mmadc.utils.mim_tools status
-    python -m mmadc.utils.mim_tools uninstall   # removes only our scripts
+    python -m mmadc.compat.mim_tools install     # what setup_env.sh runs
+    python -m mmadc.compat.mim_tools status
+    python -m mmadc.compat.mim_tools uninstall   # removes only our scripts
 
 A script a package ships itself is never touched; ``uninstall`` removes only
-files carrying :data:`MARKER`.
+files carrying :data:`MARKER` (or an earlier version's marker).
 """
 import argparse
 import importlib.util
@@ -21,13 +21,17 @@ import os
 import os.path as osp
 from typing import Dict, List, Sequence
 
-MARKER = '# Installed by mmadc: python -m mmadc.utils.mim_tools'
+MARKER = '# Installed by mmadc: python -m mmadc.compat.mim_tools'
 PACKAGES = ('mmseg', 'mmpose')
 SCRIPTS = ('train', 'test')
+#: First lines of the scripts earlier mmadc versions wrote (before this
+#: module moved from ``mmadc.utils``): still ours to update or remove.
+OWN_MARKERS = (MARKER,
+               '# Installed by mmadc: python -m mmadc.utils.mim_tools')
 
 TEMPLATE = '''{marker}
 # `mim {script} {package}` runs this file; it calls mmadc's generic entry point.
-# Remove with `python -m mmadc.utils.mim_tools uninstall`.
+# Remove with `python -m mmadc.compat.mim_tools uninstall`.
 from mmadc.entrypoints.{script} import main
 
 if __name__ == '__main__':
@@ -49,7 +53,7 @@ def script_status(package: str, script: str) -> str:
                  osp.join(root, 'tools', f'{script}.py')):
         if osp.isfile(path):
             with open(path, encoding='utf-8') as f:
-                return 'mmadc' if f.readline().rstrip() == MARKER \
+                return 'mmadc' if f.readline().rstrip() in OWN_MARKERS \
                     else 'shipped'
     return 'missing'
 
