@@ -30,8 +30,8 @@ OWN_MARKERS = (MARKER,
                '# Installed by mmadc: python -m mmadc.utils.mim_tools')
 
 TEMPLATE = '''{marker}
-# `mim {script} {package}` runs this file; it calls mmadc's generic entry point.
-# Remove with `python -m mmadc.compat.mim_tools uninstall`.
+# `mim {script} {package}` runs this file; it calls mmadc's entry point.
+# Remove: `python -m mmadc.compat.mim_tools uninstall`.
 from mmadc.entrypoints.{script} import main
 
 if __name__ == '__main__':
