@@ -42,9 +42,9 @@ through ``torch.library`` with a fake (shape) kernel and the autograd formula
 registered, so that ADC works alike in eager mode, under ``torch.compile``
 (no graph break) and in ``torch.export`` programs. Their kernel runs the
 implementation :mod:`mmadc.ops.implementations` selects (the native CPU
-kernel or the PyTorch reference). On torch older than 2.4 (no
-``torch.library.custom_op``) the same kernels and autograd formula run as a
-plain ``autograd.Function``: eager mode only.
+kernel, the Triton kernels or the PyTorch reference). On torch older than
+2.4 (no ``torch.library.custom_op``) the same kernels and autograd formula
+run as a plain ``autograd.Function``: eager mode only.
 """
 import contextlib
 import math
@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 
 from . import native_cpu, reference
-from .implementations import resolve_implementation
+from .implementations import resolve_implementation, triton_kernels
 from .tensor_layout import memory_format
 
 IntOrPair = Union[int, Sequence[int]]
@@ -134,9 +134,13 @@ def _forward_kernel(input: Tensor, weight: Tensor, rates: Tensor,
                     padding: List[int], dilation: List[int],
                     compute_dtype: torch.dtype) -> Tensor:
     safe, finite = _safe_rates(rates, input, padding, dilation)
-    if resolve_implementation(input, compute_dtype) == 'native':
+    implementation = resolve_implementation(input, compute_dtype, weight)
+    if implementation == 'native':
         out = native_cpu.forward(input, weight, safe, bias, stride, padding,
                                  dilation)
+    elif implementation == 'triton':
+        out = triton_kernels().forward(input, weight, safe, bias, stride,
+                                       padding, dilation, compute_dtype)
     else:
         out = reference.forward(input, weight, safe, bias, stride, padding,
                                 dilation, compute_dtype)
@@ -161,9 +165,15 @@ def _backward_kernel(grad_out: Tensor, input: Tensor, weight: Tensor,
                      output_mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     need_x, need_w, need_r = output_mask
     safe, finite = _safe_rates(rates, input, padding, dilation)
-    if resolve_implementation(input, compute_dtype) == 'native':
+    implementation = resolve_implementation(input, compute_dtype, weight)
+    if implementation == 'native':
         grads = native_cpu.backward(grad_out, input, weight, safe, stride,
                                     padding, dilation, need_x, need_w, need_r)
+    elif implementation == 'triton':
+        grads = triton_kernels().backward(grad_out, input, weight, safe,
+                                          stride, padding, dilation,
+                                          compute_dtype, need_x, need_w,
+                                          need_r)
     else:
         grads = reference.backward(grad_out, input, weight, safe, stride,
                                    padding, dilation, compute_dtype, need_x,
