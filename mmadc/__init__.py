@@ -24,7 +24,8 @@ if importlib.util.find_spec('mmengine') is not None:
     allow_checkpoint_globals()
 
     from . import models  # noqa: F401  registers 'ADC' and the backbones
-    from . import engine  # noqa: F401  registers ADCRateLoggerHook
+    from . import engine  # noqa: F401  registers the hooks
+    from . import evaluation  # noqa: F401  registers the metrics
 
 from . import ops  # noqa: E402,F401  registers the torch.ops.mmadc ops
 

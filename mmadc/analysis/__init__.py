@@ -1,21 +1,20 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Analyses of the paper: rate statistics by person size (Fig. 6), keypoint
-error analysis (Fig. 5) and receptive fields (Eq. 8)."""
+"""Analyses of the paper on top of the Runner: rate statistics by person
+size (Fig. 6), keypoint error analysis (Fig. 5) and receptive fields
+(Eq. 8), with their reports and plots."""
+from .analysis_runner import (BOX_SOURCES, build_analysis_runner,
+                              load_analysis_config, run_analysis_metric)
 from .keypoint_errors import (ERROR_TYPES, analyze_keypoint_errors,
                               classify_keypoints, counterpart_indices,
                               keypoint_similarity, match_predictions,
                               plot_error_comparison)
-from .rate_statistics import (SIZE_GROUPS, ADCRateCollector, RunningStats,
-                              SizeGroupedRateStats, find_adc_layers,
-                              instance_area, layer_stage, plot_rate_statistics,
-                              size_group)
-from .receptive_field import ReceptiveFieldStats, receptive_field
+from .rate_statistics import dump_json, plot_rate_statistics, write_rate_csv
+from .receptive_field import format_receptive_field_table
 
 __all__ = [
-    'ERROR_TYPES', 'SIZE_GROUPS', 'ADCRateCollector', 'ReceptiveFieldStats',
-    'RunningStats', 'SizeGroupedRateStats', 'analyze_keypoint_errors',
-    'classify_keypoints', 'counterpart_indices', 'find_adc_layers',
-    'instance_area', 'keypoint_similarity', 'layer_stage', 'match_predictions',
-    'plot_error_comparison', 'plot_rate_statistics', 'receptive_field',
-    'size_group'
+    'BOX_SOURCES', 'ERROR_TYPES', 'analyze_keypoint_errors',
+    'build_analysis_runner', 'classify_keypoints', 'counterpart_indices',
+    'dump_json', 'format_receptive_field_table', 'keypoint_similarity',
+    'load_analysis_config', 'match_predictions', 'plot_error_comparison',
+    'plot_rate_statistics', 'run_analysis_metric', 'write_rate_csv'
 ]

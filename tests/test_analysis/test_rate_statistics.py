@@ -6,18 +6,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from analysis_helpers import (build_pose_model, load_tool, val_annotations,
+                              write_pose_config)
 from mmengine.structures import InstanceData
 from mmpose.structures import PoseDataSample
 
-from mmadc.analysis.rate_statistics import (ADCRateCollector, RunningStats,
-                                            SizeGroupedRateStats,
-                                            describe_layer, find_adc_layers,
-                                            instance_area, layer_stage,
-                                            size_group)
+from mmadc.evaluation.functional import (RunningStats, SizeGroupedRateStats,
+                                         instance_area, size_group)
+from mmadc.models.utils import (ADCRateCollector, describe_adc_layers,
+                                describe_layer, find_adc_layers, layer_stage)
 from mmadc.ops import AdaptiveDilatedConv2d
-
-from analysis_helpers import (build_pose_model, load_tool, val_annotations,
-                              write_pose_config)
 
 torch.set_num_threads(1)
 
@@ -156,7 +154,7 @@ def test_collector_records_every_forward():
 
 def test_size_grouped_stats_by_hand():
     model = toy_model()
-    stats = SizeGroupedRateStats(find_adc_layers(model))
+    stats = SizeGroupedRateStats(describe_adc_layers(model))
     one = torch.tensor([[1., 2., 3., 4.], [3., 2., 1., 0.]])
     two = torch.tensor([[1., 1.], [3., 5.]])
     stats.update(
@@ -208,8 +206,10 @@ def test_tool_at_initialisation(tmp_path):
     ckpt = str(tmp_path / 'init.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     out = tmp_path / 'out'
-    summary = load_tool('rate_statistics').main(
-        [config, ckpt, '--out-dir', str(out)])
+    summary = load_tool('rate_statistics').main([
+        config, ckpt, '--out-dir',
+        str(out), '--boxes', 'gt', '--size-by', 'area'
+    ])
 
     with open(out / 'rate_statistics.json') as f:
         saved = json.load(f)
@@ -253,7 +253,8 @@ def test_tool_reports_regressor_bias(tmp_path):
     out = tmp_path / 'out'
     summary = load_tool('rate_statistics').main([
         config, ckpt, '--out-dir',
-        str(out), '--size-by', 'bbox', '--max-instances', '6', '--no-plots'
+        str(out), '--boxes', 'gt', '--size-by', 'bbox', '--max-instances', '6',
+        '--no-plots'
     ])
     counts = expected_counts(val_annotations()[:6], 'bbox')
     assert summary['num_instances'] == counts

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-
-from mmadc.analysis.rate_statistics import find_adc_layers
-from mmadc.analysis.receptive_field import (ReceptiveFieldStats,
-                                            format_receptive_field_table,
-                                            receptive_field)
-from mmadc.ops import AdaptiveDilatedConv2d
-
 from analysis_helpers import REPO_ROOT, load_tool, write_pose_config
+
+from mmadc.analysis.receptive_field import format_receptive_field_table
+from mmadc.evaluation.functional import ReceptiveFieldStats, receptive_field
+from mmadc.models.utils import describe_adc_layers
+from mmadc.ops import AdaptiveDilatedConv2d
 
 torch.set_num_threads(1)
 
@@ -45,7 +43,7 @@ def test_stats_by_hand():
         4, 4, 3, padding=1, dilation_groups=2)
     model.layer2 = nn.Module()
     model.layer2.conv2 = AdaptiveDilatedConv2d(4, 4, 3, padding=2, dilation=2)
-    stats = ReceptiveFieldStats(find_adc_layers(model))
+    stats = ReceptiveFieldStats(describe_adc_layers(model))
     stats.update({'layer1.conv2': torch.tensor([[1.0, 2.5]])})
     stats.update({'layer1.conv2': torch.tensor([[2.5, 1.0], [1.0, 1.0]])})
     rows = stats.summary()
@@ -107,11 +105,10 @@ def test_tool_errors(tmp_path):
 def test_dataset_without_usable_samples(tmp_path):
     """A val split without persons says so, naming the annotation file,
     instead of MMEngine's "need at least one array to concatenate"."""
-    from mmadc.datasets import generate_coco_keypoints
+    from synthetic_data import generate_coco_keypoints
     root = tmp_path / 'empty_coco'
     generate_coco_keypoints(
-        str(root), num_train_images=1, num_val_images=0,
-        image_size=(96, 64))
+        str(root), num_train_images=1, num_val_images=0, image_size=(96, 64))
     config = write_pose_config(tmp_path, 'ResNetADC')
     with open(config) as f:
         text = f.read()

@@ -27,12 +27,13 @@ import os.path as osp
 from collections import OrderedDict
 from typing import List, Optional
 
+from mmengine.fileio import dump
+
 from mmadc.analysis.keypoint_errors import (MATCH_OKS, RULES,
                                             analyze_keypoint_errors,
                                             format_error_table, load_json,
                                             load_keypoint_predictions,
                                             plot_error_comparison)
-from mmadc.analysis.rate_statistics import dump_json
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -101,7 +102,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     os.makedirs(args.out_dir, exist_ok=True)
     path = osp.join(args.out_dir, 'error_analysis.json')
-    dump_json(dict(gt=args.gt, reports=reports), path)
+    dump(dict(gt=args.gt, reports=reports), path, indent=1)
     plots = [] if args.no_plots else plot_error_comparison(
         reports, args.out_dir)
     print(f'wrote {path}' + ''.join(f', {p}' for p in plots))

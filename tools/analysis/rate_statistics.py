@@ -1,20 +1,31 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """Dilation-rate statistics of a pose model's ADC layers by person size.
 
-Runs the model of CONFIG (weights from CHECKPOINT) in test mode over the
-config's val (or test) split, one forward per person: the val dataset is
-used with ``bbox_file=None``, so the persons are the ground-truth instances
-(cropped with their GT boxes, each with a known area) and not detections,
-and the flip test is off (the rates are those of the unflipped crop).
-Every ADC layer's rates are grouped by the person's size (COCO's small
-``area < 32^2``, medium ``32^2 <= area < 96^2``, large ``area >= 96^2``;
-the annotation ``area`` by default, the GT box ``w * h`` with ``--size-by
-bbox``) and written to OUT_DIR:
+Runs the model of CONFIG (weights from CHECKPOINT) over the config's val
+(or test) split through MMEngine's ``Runner.test()`` with
+:class:`~mmadc.evaluation.ADCRateSizeMetric` as the test evaluator, so the
+config's dataset, pipeline and data loader settings apply. The persons are
+the detections of the config's detection file (``--boxes det``, the
+default: the val dataset's ``bbox_file``, the population of the paper's
+Fig. 6 and of its COCO results) or the ground-truth instances (``--boxes
+gt``: ``bbox_file=None``, every annotated person cropped with its GT box).
+One forward per person: the flip test is off (the rates are those of the
+unflipped crop). Every ADC layer's rates are grouped by the person's size,
+COCO's small ``area < 32^2``, medium ``32^2 <= area < 96^2`` and large
+``area >= 96^2``, of the box area ``w * h`` (``--size-by bbox``, the
+default, as the paper) or of the annotation's segment ``area``
+(``--size-by area``, as COCOeval; ground-truth boxes only), and written to
+OUT_DIR:
 
 - ``rate_statistics.json``: per layer, dilation group and size group the
-  mean and the (population) variance of the rate, plus the instance counts;
-- ``rate_statistics.csv``: the same as a long table;
-- ``plots/rates_<stage>.png``: Fig. 6 of the paper, one subplot per block.
+  mean and the (population) variance of the rate, plus the instance counts
+  and, per layer and size group, the mean and the standard deviation of
+  the mean rates across channels (``channel_spread``);
+- ``rate_statistics.csv``: the per-group numbers as a long table;
+- ``plots/rates_<stage>.png``: Fig. 6 of the paper, one subplot per block,
+  titled ``ADC_<stage>_<block>``.
+
+The Runner's log goes to a time-stamped folder in OUT_DIR.
 
 Example::
 
@@ -29,11 +40,12 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from mmadc.analysis.rate_statistics import (
-    SIZE_SOURCES, ADCRateCollector, SizeGroupedRateStats,
-    build_analysis_dataloader, build_analysis_model, dump_json, instance_area,
-    iter_batch_rates, load_analysis_config, plot_rate_statistics,
-    require_adc_layers, size_group, write_rate_csv)
+from mmadc.analysis.analysis_runner import (BOX_SOURCES, build_analysis_runner,
+                                            load_analysis_config,
+                                            run_analysis_metric)
+from mmadc.analysis.rate_statistics import (dump_json, plot_rate_statistics,
+                                            write_rate_csv)
+from mmadc.evaluation.functional import SIZE_GROUPS, SIZE_SOURCES
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,11 +67,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         help='use only the first N person instances')
     parser.add_argument(
+        '--boxes',
+        choices=BOX_SOURCES,
+        default='det',
+        help="persons: the detections of the config's bbox_file ('det', "
+        "the paper's population, default) or the ground-truth boxes "
+        "('gt')")
+    parser.add_argument(
         '--size-by',
         choices=SIZE_SOURCES,
-        default='area',
-        help="person size: the annotation's 'area' (as COCOeval's size "
-        "ranges, default) or its box w*h ('bbox', as the paper)")
+        default='bbox',
+        help="person size: the box w*h ('bbox', as the paper, default) or "
+        "the annotation's segment 'area' (as COCOeval's size ranges; "
+        'needs --boxes gt)')
     parser.add_argument(
         '--device', default='cpu', help='device, e.g. cuda:0 (default cpu)')
     parser.add_argument(
@@ -74,31 +94,38 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    if args.size_by == 'area' and args.boxes != 'gt':
+        raise ValueError('--size-by area needs --boxes gt: detected persons '
+                         'have no annotated segment area')
     cfg = load_analysis_config(args.config, args.cfg_options)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint: "{args.checkpoint}" does not exist')
-    model = build_analysis_model(cfg, args.checkpoint, args.device)
-    layers = require_adc_layers(model, args.config)
-    loader = build_analysis_dataloader(
-        cfg, args.split, args.max_instances, gt_boxes=True)
-    stats = SizeGroupedRateStats(layers)
-    collector = ADCRateCollector(model, args.config)
-    for batch, rates in iter_batch_rates(model, loader, collector):
-        areas = [instance_area(s, args.size_by) for s in batch['data_samples']]
-        stats.update(rates, [size_group(a) for a, _ in areas],
-                     [src for _, src in areas])
-
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'analysis',
         osp.splitext(osp.basename(args.config))[0], 'rate_statistics')
     os.makedirs(out_dir, exist_ok=True)
-    summary = stats.summary(
+    runner = build_analysis_runner(
+        cfg,
+        dict(type='ADCRateSizeMetric', size_by=args.size_by),
+        work_dir=out_dir,
+        checkpoint=args.checkpoint,
+        split=args.split,
+        num_samples=args.max_instances,
+        boxes=args.boxes,
+        device=args.device,
+        source=args.config)
+    metric = run_analysis_metric(runner)
+    if metric.summary is None:  # not the main process
+        return {}
+    summary = dict(
         config=args.config,
         checkpoint=args.checkpoint,
         split=args.split,
-        boxes='ground truth (bbox_file=None)',
-        size_by=args.size_by)
+        boxes=dict(
+            det='detections (the dataset\'s bbox_file)',
+            gt='ground truth (bbox_file=None)')[args.boxes],
+        **metric.summary)
     json_path = osp.join(out_dir, 'rate_statistics.json')
     dump_json(summary, json_path)
     write_rate_csv(summary, osp.join(out_dir, 'rate_statistics.csv'))
@@ -109,13 +136,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print('instances: ' + ', '.join(f'{g} {counts[g]}' for g in counts))
     print(f'area sources: {summary["area_sources"]}')
     for name, entry in summary['layers'].items():
-        means = []
-        for group in ('small', 'medium', 'large'):
-            st = entry['groups'][group]
-            vals = [v for v in st['mean'] if v is not None]
-            means.append(f'{group} {sum(vals) / len(vals):.3f}'
-                         if vals else f'{group} -')
-        print(f'{name}: mean rate ' + ', '.join(means))
+        parts = []
+        for group in SIZE_GROUPS:
+            spread = entry['channel_spread'][group]
+            parts.append(f'{group} -' if spread['mean'] is
+                         None else f'{group} {spread["mean"]:.3f} '
+                         f'(sd {spread["std"]:.3f})')
+        print(f'{entry["title"]} ({name}): mean rate over channels '
+              '(sd across channels) ' + ', '.join(parts))
     print(f'wrote {json_path}, {len(plots)} plots in {out_dir}')
     return summary
 

@@ -4,11 +4,15 @@
 Runs the model of CONFIG (weights from CHECKPOINT if given; without one the
 model as constructed, where every rate is 1) over the first N samples of
 the config's val split (person crops for top-down pose configs, images for
-segmentation configs; pose models run without flip test) and prints, per
+segmentation configs; pose models run without flip test) through
+MMEngine's ``Runner.test()`` with
+:class:`~mmadc.evaluation.ADCReceptiveFieldMetric` as the test evaluator,
+and prints, per
 ADC layer, the observed rates and the receptive fields of Eq. 8,
 ``(k * rho - rho + 1)^2`` with ``rho = base dilation * rate``: mean, min
 and max over samples and channels. The table also goes to
-``receptive_field.json`` in OUT_DIR.
+``receptive_field.json`` in OUT_DIR (and the Runner's log to a
+time-stamped folder there).
 
 Example::
 
@@ -22,12 +26,12 @@ import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import DictAction
+from mmengine.fileio import dump
 
-from mmadc.analysis.rate_statistics import (
-    ADCRateCollector, build_analysis_dataloader, build_analysis_model,
-    dump_json, iter_batch_rates, load_analysis_config, require_adc_layers)
-from mmadc.analysis.receptive_field import (ReceptiveFieldStats,
-                                            format_receptive_field_table)
+from mmadc.analysis.analysis_runner import (build_analysis_runner,
+                                            load_analysis_config,
+                                            run_analysis_metric)
+from mmadc.analysis.receptive_field import format_receptive_field_table
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -62,30 +66,39 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> list:
     args = parse_args(argv)
     cfg = load_analysis_config(args.config, args.cfg_options)
-    model = build_analysis_model(cfg, args.checkpoint, args.device)
-    layers = require_adc_layers(model, args.config)
-    loader = build_analysis_dataloader(
-        cfg, args.split, args.num_images, gt_boxes=False)
-    stats = ReceptiveFieldStats(layers)
-    collector = ADCRateCollector(model, args.config)
-    for _, rates in iter_batch_rates(model, loader, collector):
-        stats.update(rates)
-    rows = stats.summary()
-    print(format_receptive_field_table(rows))
-
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'checkpoint: "{args.checkpoint}" does not exist')
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'analysis',
         osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out_dir, exist_ok=True)
+    runner = build_analysis_runner(
+        cfg,
+        dict(type='ADCReceptiveFieldMetric'),
+        work_dir=out_dir,
+        checkpoint=args.checkpoint,
+        split=args.split,
+        num_samples=args.num_images,
+        device=args.device,
+        source=args.config)
+    metric = run_analysis_metric(runner)
+    rows = metric.rows
+    if rows is None:  # not the main process
+        return []
+    print(format_receptive_field_table(rows))
+
     path = osp.join(out_dir, 'receptive_field.json')
-    dump_json(
+    dump(
         dict(
             config=args.config,
             checkpoint=args.checkpoint,
             split=args.split,
-            num_samples=len(loader.dataset),
+            num_samples=len(runner.test_loop.dataloader.dataset),
             formula='(k * rho - rho + 1)^2, rho = dilation * rate',
-            layers=rows), path)
+            layers=rows),
+        path,
+        indent=1)
     print(f'wrote {path}')
     return rows
 

@@ -11,8 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.visualization import TensorboardVisBackend
 
-from mmadc.analysis.rate_statistics import (STAGE_PATTERN, find_adc_layers,
-                                            layer_stage)
+from mmadc.models.utils import STAGE_PATTERN, find_adc_layers, layer_stage
 
 DATA_BATCH = Optional[dict]
 
@@ -130,7 +129,7 @@ class ADCRateLoggerHook(Hook):
         stage_pattern (str): Regular expression whose first group is the
             stage name of a layer's qualified name; layers without a match
             form their own stage. Defaults to
-            :data:`~mmadc.analysis.rate_statistics.STAGE_PATTERN`.
+            :data:`~mmadc.models.utils.STAGE_PATTERN`.
         log_text (bool): Also write a summary line to the text log.
             Defaults to True.
         dead_threshold (float): Warn once per stage when more than this
@@ -232,9 +231,8 @@ class ADCRateLoggerHook(Hook):
             self._warned_stages.add(stage)
             names = [
                 name for name, layer in (self._layers or {}).items()
-                if layer_stage(name, self.stage_pattern) == stage
-                and layer.last_rates is not None and bool(
-                    (layer.last_rates == 0).any())
+                if layer_stage(name, self.stage_pattern) == stage and layer.
+                last_rates is not None and bool((layer.last_rates == 0).any())
             ]
             runner.logger.warning(
                 f'ADCRateLoggerHook: {dead:.0%} of the dilation rates of '
