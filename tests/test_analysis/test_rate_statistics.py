@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from analysis_helpers import (build_pose_model, load_tool, val_annotations,
-                              write_pose_config)
+from analysis_helpers import (build_pose_model, load_tool, tiny_coco,
+                              val_annotations, write_pose_config)
 from mmengine.structures import InstanceData
 from mmpose.structures import PoseDataSample
 
 from mmadc.evaluation.functional import (RunningStats, SizeGroupedRateStats,
                                          instance_area, size_group)
-from mmadc.models.utils import (ADCRateCollector, describe_adc_layers,
-                                describe_layer, find_adc_layers, layer_stage)
+from mmadc.models.utils import (ADCRateCollector, adc_layer_title,
+                                describe_adc_layers, describe_layer,
+                                find_adc_layers, layer_stage)
 from mmadc.ops import AdaptiveDilatedConv2d
 
 torch.set_num_threads(1)
@@ -289,3 +290,118 @@ def test_tool_errors(tmp_path):
         'mean'] == [1.0] * 64
     with pytest.raises(FileNotFoundError, match='config'):
         tool.main([str(tmp_path / 'missing.py'), ckpt])
+
+
+def test_layer_titles_follow_the_paper():
+    # the paper's ADC_stageID_blockID, 1-based
+    assert adc_layer_title('backbone.layer3.1.conv2') == 'ADC_3_2'
+    assert adc_layer_title('module.backbone.layer1.0.conv2') == 'ADC_1_1'
+    # HRNet: module, branch and block, each 1-based
+    assert adc_layer_title('backbone.stage3.0.branches.1.3.conv2') == \
+        'ADC_3_1_2_4'
+    assert adc_layer_title('head.conv') == 'head.conv'
+
+
+def test_channel_spread_and_merge_against_numpy():
+    rng = np.random.default_rng(1)
+    model = toy_model()
+    layers = describe_adc_layers(model)
+    rates = {
+        'backbone.layer1.0.conv2': rng.uniform(0, 3, (9, 4)),
+        'backbone.layer2.0.conv2': rng.uniform(0, 3, (9, 2))
+    }
+    groups = [
+        'small', 'large', 'large', 'medium', 'small', 'large', 'medium',
+        'large', 'small'
+    ]
+    whole = SizeGroupedRateStats(layers)
+    whole.update({k: torch.from_numpy(v) for k, v in rates.items()}, groups)
+    # two "processes", each with a part of the instances, merged
+    first, second = SizeGroupedRateStats(layers), SizeGroupedRateStats(layers)
+    first.update({
+        k: torch.from_numpy(v[:4])
+        for k, v in rates.items()
+    }, groups[:4])
+    second.update({
+        k: torch.from_numpy(v[4:])
+        for k, v in rates.items()
+    }, groups[4:])
+    first.merge(second)
+    merged, single = first.summary(), whole.summary()
+    assert merged['num_instances'] == single['num_instances']
+    index = np.asarray(groups)
+    for name, values in rates.items():
+        for group in ('small', 'medium', 'large'):
+            subset = values[index == group]
+            st = merged['layers'][name]['groups'][group]
+            np.testing.assert_allclose(st['mean'], subset.mean(0))
+            np.testing.assert_allclose(st['var'], subset.var(0))
+            spread = merged['layers'][name]['channel_spread'][group]
+            # spread across channels of the per-channel mean rates
+            assert spread['mean'] == pytest.approx(subset.mean(0).mean())
+            assert spread['std'] == pytest.approx(subset.mean(0).std())
+            assert spread == pytest.approx(
+                single['layers'][name]['channel_spread'][group])
+    assert merged['layers']['backbone.layer1.0.conv2']['title'] == 'ADC_1_1'
+
+
+def write_detections(tmp_path) -> tuple:
+    """A detection file for the generated val images: boxes of every size
+    (and one of another category, which mmpose skips); returns its path
+    and the expected counts by box area, computed here."""
+    with open(
+            osp.join(tiny_coco(), 'annotations',
+                     'person_keypoints_val2017.json')) as f:
+        images = json.load(f)['images']
+    sides = [(10, 20), (31, 33), (40, 30), (95, 97), (100, 92), (120, 150),
+             (20, 50)]
+    dets, counts = [], dict(small=0, medium=0, large=0)
+    for k, (w, h) in enumerate(sides):
+        image = images[k % len(images)]
+        dets.append(
+            dict(
+                image_id=image['id'],
+                category_id=1,
+                bbox=[5.0, 4.0, float(w), float(h)],
+                score=0.5 + k / 100))
+        area = w * h  # COCO's thresholds written out: < 32^2, < 96^2
+        counts['small' if area < 1024 else 'medium' if area <
+               9216 else 'large'] += 1
+    dets.append(
+        dict(
+            image_id=images[0]['id'],
+            category_id=2,
+            bbox=[0., 0., 50., 50.],
+            score=0.9))
+    counts['all'] = len(sides)
+    path = tmp_path / 'detections.json'
+    path.write_text(json.dumps(dets))
+    return str(path), counts
+
+
+def test_tool_counts_the_detections(tmp_path):
+    """--boxes det (the default): the persons are exactly the detection
+    file's boxes (category 1, this split), grouped by box area."""
+    config = write_pose_config(tmp_path, 'ResNetADC')
+    ckpt = str(tmp_path / 'init.pth')
+    torch.save({'state_dict': build_pose_model(config).state_dict()}, ckpt)
+    detections, counts = write_detections(tmp_path)
+    assert min(counts['small'], counts['medium'], counts['large']) > 0
+    summary = load_tool('rate_statistics').main([
+        config, ckpt, '--out-dir',
+        str(tmp_path / 'out'), '--no-plots', '--cfg-options',
+        f'val_dataloader.dataset.bbox_file={detections}'
+    ])
+    assert summary['num_instances'] == counts
+    assert summary['area_sources'] == dict(input_bbox=counts['all'])
+    assert summary['size_by'] == 'bbox'
+    assert summary['boxes'].startswith('detections')
+    tool = load_tool('rate_statistics')
+    with pytest.raises(ValueError, match='--size-by area needs --boxes gt'):
+        tool.main([config, ckpt, '--size-by', 'area'])
+    with pytest.raises(ValueError, match='bbox_file'):
+        tool.main([
+            config, ckpt, '--out-dir',
+            str(tmp_path / 'out'), '--cfg-options',
+            'val_dataloader.dataset.bbox_file=None'
+        ])
