@@ -1,0 +1,201 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""ADCRateRecordHook with ADCRateSizeMetric / ADCReceptiveFieldMetric in
+MMEngine's own test loop, against rates computed one sample at a time."""
+import uuid
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from mmengine.structures import BaseDataElement, InstanceData
+from torch.utils.data import Dataset
+
+import mmadc  # noqa: F401  registers the hook and the metrics
+from mmadc.evaluation import ADCRateSizeMetric
+from mmadc.evaluation.functional import receptive_field
+from mmadc.ops import AdaptiveDilatedConv2d
+
+torch.set_num_threads(1)
+
+# box sides of the samples: areas small, medium, large, small, large, ...
+SIDES = [(10, 10), (40, 40), (100, 100), (20, 30), (120, 90), (50, 60), (5, 8)]
+
+
+def group_of(w, h):
+    area = w * h  # COCO's thresholds written out: < 32^2, < 96^2
+    return 'small' if area < 1024 else 'medium' if area < 9216 else 'large'
+
+
+class ToyPoseModel(BaseModel):
+    """Two ADC layers whose rates depend on the input; ``passes`` forwards
+    of the backbone per batch, like a flip test."""
+
+    def __init__(self, passes: int = 1) -> None:
+        super().__init__()
+        self.passes = passes
+        self.backbone = nn.ModuleDict(
+            OrderedDict(
+                layer1=nn.ModuleList([nn.Module()]),
+                layer2=nn.ModuleList([nn.Module()])))
+        self.backbone.layer1[0].conv2 = AdaptiveDilatedConv2d(
+            4, 4, 3, padding=1)
+        self.backbone.layer2[0].conv2 = AdaptiveDilatedConv2d(
+            4, 4, 3, padding=1, dilation_groups=2)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, AdaptiveDilatedConv2d):
+                    fc2 = module.rate_regressor.fc2
+                    fc2.weight.copy_(
+                        torch.randn(fc2.weight.shape, generator=generator))
+                    fc2.bias.fill_(1.5)
+
+    def features(self, x):
+        x = self.backbone.layer1[0].conv2(x)
+        return self.backbone.layer2[0].conv2(x)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        inputs = torch.stack(inputs) if isinstance(inputs, list) else inputs
+        for k in range(self.passes):
+            self.features(inputs.flip(-1) if k else inputs)
+        if mode == 'predict':
+            return data_samples
+        return inputs
+
+
+class ToyBoxes(Dataset):
+    metainfo = dict(dataset_name='toy')
+
+    def __len__(self) -> int:
+        return len(SIDES)
+
+    def __getitem__(self, index: int) -> dict:
+        w, h = SIDES[index]
+        sample = BaseDataElement(metainfo=dict(id=index, img_id=index))
+        sample.gt_instances = InstanceData(
+            bboxes=np.array([[3., 4., 3. + w, 4. + h]]))
+        generator = torch.Generator().manual_seed(index)
+        return dict(
+            inputs=torch.randn(4, 6, 6, generator=generator) * 3,
+            data_samples=sample)
+
+
+def collate(batch):
+    return dict(
+        inputs=[b['inputs'] for b in batch],
+        data_samples=[b['data_samples'] for b in batch])
+
+
+def run_test(tmp_path, model, metric, batch_size=3):
+    runner = Runner(
+        model=model,
+        work_dir=str(tmp_path),
+        test_dataloader=dict(
+            dataset=ToyBoxes(),
+            batch_size=batch_size,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=collate,
+            num_workers=0),
+        test_cfg=dict(),
+        test_evaluator=metric,
+        custom_hooks=[dict(type='ADCRateRecordHook')],
+        default_hooks=dict(logger=None, checkpoint=None),
+        experiment_name=f'adc_rates_{uuid.uuid4().hex}')
+    metrics = runner.test()
+    return metrics, runner.test_loop.evaluator.metrics[0]
+
+
+def rates_one_by_one(model):
+    """Each sample alone through the model: its rates per layer, pass by
+    pass (the oracle the batched records are checked against)."""
+    out = []
+    with torch.no_grad():
+        for index in range(len(SIDES)):
+            x = ToyBoxes()[index]['inputs'][None]
+            per_pass = []
+            for k in range(model.passes):
+                model.features(x.flip(-1) if k else x)
+                per_pass.append({
+                    'backbone.layer1.0.conv2':
+                    model.backbone.layer1[0].conv2.last_rates[0].double(),
+                    'backbone.layer2.0.conv2':
+                    model.backbone.layer2[0].conv2.last_rates[0].double(),
+                })
+            out.append(per_pass)
+    return out
+
+
+def test_size_metric_in_the_test_loop(tmp_path):
+    model = ToyPoseModel()
+    metrics, metric = run_test(tmp_path, model, dict(type='ADCRateSizeMetric'))
+    expected = rates_one_by_one(model)
+    groups = [group_of(w, h) for w, h in SIDES]
+    summary = metric.summary
+    assert summary['num_instances'] == dict(
+        small=groups.count('small'),
+        medium=groups.count('medium'),
+        large=groups.count('large'),
+        all=len(SIDES))
+    assert metrics['adc_rate/num_small'] == groups.count('small')
+    for name in ('backbone.layer1.0.conv2', 'backbone.layer2.0.conv2'):
+        for group in ('small', 'medium', 'large'):
+            rows = torch.stack([
+                expected[i][0][name] for i, g in enumerate(groups)
+                if g == group
+            ]).numpy()
+            st = summary['layers'][name]['groups'][group]
+            np.testing.assert_allclose(st['mean'], rows.mean(0), rtol=1e-5)
+            np.testing.assert_allclose(
+                st['var'], rows.var(0), rtol=1e-4, atol=1e-10)
+    assert rows.std() > 0  # the rates differ between samples
+    assert metrics['adc_rate/layer2/large'] == pytest.approx(
+        summary['layers']['backbone.layer2.0.conv2']['channel_spread']['large']
+        ['mean'])
+
+
+def test_size_metric_needs_one_forward_per_person(tmp_path):
+    with pytest.raises(RuntimeError, match='one forward per instance'):
+        run_test(tmp_path, ToyPoseModel(passes=2),
+                 dict(type='ADCRateSizeMetric'))
+
+
+def test_receptive_field_metric_counts_every_pass(tmp_path):
+    model = ToyPoseModel(passes=2)
+    metrics, metric = run_test(tmp_path, model,
+                               dict(type='ADCReceptiveFieldMetric'))
+    expected = rates_one_by_one(model)
+    for row in metric.rows:
+        rates = torch.stack(
+            [p[row['layer']] for sample in expected for p in sample])
+        assert row['samples'] == 2 * len(SIDES)
+        assert row['rate']['mean'] == pytest.approx(float(rates.mean()))
+        assert row['rate']['max'] == pytest.approx(float(rates.max()))
+        assert row['receptive_field']['mean'] == pytest.approx(
+            float(receptive_field(rates).mean()))
+    assert metrics['adc_receptive_field/layer1/rate'] == pytest.approx(
+        metric.rows[0]['rate']['mean'])
+
+
+def test_metric_errors():
+    metric = ADCRateSizeMetric()
+    with pytest.raises(RuntimeError, match='ADCRateRecordHook'):
+        metric.process({}, [dict(id=1, gt_instances=dict())])
+    layers = dict(
+        conv=dict(
+            stage='conv',
+            dilation_groups=2,
+            channels_per_group=1,
+            in_channels=2))
+    sample = dict(
+        adc_layers=layers,
+        adc_rates=dict(conv=torch.ones(1, 2)),
+        gt_instances=dict(bboxes=np.array([[0., 0., 10., 10.]])))
+    metric.process({}, [sample, sample])
+    # a padded sampler shows as more persons than the dataset has
+    with pytest.raises(ValueError, match='round_up'):
+        metric.evaluate(1)
+    with pytest.raises(ValueError, match='size_by'):
+        ADCRateSizeMetric(size_by='segm')
