@@ -34,7 +34,7 @@ def data_workspace(tmp_path_factory) -> str:
     """A directory holding ``data/synthetic_coco`` and
     ``data/synthetic_cityscapes`` (small versions), so that the configs'
     relative ``data/...`` roots resolve when a run starts there."""
-    from mmadc.datasets import generate_cityscapes, generate_coco_keypoints
+    from synthetic_data import generate_cityscapes, generate_coco_keypoints
     root = str(tmp_path_factory.mktemp('workspace'))
     generate_coco_keypoints(
         osp.join(root, 'data', 'synthetic_coco'),

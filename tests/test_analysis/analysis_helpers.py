@@ -75,7 +75,7 @@ val_dataloader = dict(
 def tiny_coco() -> str:
     """Root of a generated COCO set: 3 val images (320x240) with persons of
     all three sizes. Generated once per process (removed at exit)."""
-    from mmadc.datasets import generate_coco_keypoints
+    from synthetic_data import generate_coco_keypoints
     root = osp.join(
         tempfile.mkdtemp(prefix='mmadc_analysis_'), 'synthetic_coco')
     atexit.register(shutil.rmtree, osp.dirname(root), ignore_errors=True)

@@ -20,11 +20,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from synthetic_data.coco_scene import COCO_KEYPOINT_NAMES
 
-from mmadc.analysis.keypoint_errors import (
+from mmadc.evaluation.functional.keypoint_errors import (
     analyze_keypoint_errors, classify_keypoints, coco_keypoint_sigmas,
     counterpart_indices, keypoint_similarity, match_predictions)
-from mmadc.datasets.synthetic_coco import COCO_KEYPOINT_NAMES
 
 from analysis_helpers import load_tool
 

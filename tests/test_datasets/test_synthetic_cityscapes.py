@@ -6,9 +6,8 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-
-from mmadc.datasets import generate_cityscapes
-from mmadc.datasets.synthetic_cityscapes import LABEL_IDS
+from synthetic_data import generate_cityscapes
+from synthetic_data.cityscapes import LABEL_IDS
 
 IMAGE_SIZE = (256, 128)
 NUM = {'train': 8, 'val': 3}

@@ -7,9 +7,8 @@ import cv2
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
-
-from mmadc.datasets import generate_coco_keypoints
-from mmadc.datasets.synthetic_coco import COCO_KEYPOINT_NAMES, COCO_SKELETON
+from synthetic_data import generate_coco_keypoints
+from synthetic_data.coco import COCO_KEYPOINT_NAMES, COCO_SKELETON
 
 IMAGE_SIZE = (320, 240)
 NUM_TRAIN, NUM_VAL = 20, 6

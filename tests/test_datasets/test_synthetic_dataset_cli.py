@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from mmadc.datasets import generate_cityscapes, generate_coco_keypoints
+from synthetic_data import generate_cityscapes, generate_coco_keypoints
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(REPO_ROOT, 'tools', 'dataset_converters')
@@ -111,15 +110,13 @@ def test_cli_refuses_unrelated_folder(tmp_path, capsys, cli, args):
 # a user's files where each generator writes
 USER_FILES = {
     'coco': ['train2017/mine.jpg', 'val2017/mine.jpg'],
-    'cityscapes': [
-        'leftImg8bit/train/mytown/mine.png', 'gtFine/train/mytown/mine.png'
-    ],
+    'cityscapes':
+    ['leftImg8bit/train/mytown/mine.png', 'gtFine/train/mytown/mine.png'],
 }
 
 
 @pytest.mark.parametrize('cli,args,make', CASES, ids=IDS)
-def test_force_never_deletes_a_users_files(tmp_path, capsys, cli, args,
-                                           make):
+def test_force_never_deletes_a_users_files(tmp_path, capsys, cli, args, make):
     """--force over an earlier generation refuses, naming them, when the
     user's own files sit in the generator's folders; nothing is touched."""
     out = str(tmp_path / 'data')
@@ -160,8 +157,7 @@ def test_force_never_follows_a_symlink(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('cli,args,make', CASES, ids=IDS)
-def test_force_recovers_an_interrupted_run(tmp_path, capsys, cli, args,
-                                           make):
+def test_force_recovers_an_interrupted_run(tmp_path, capsys, cli, args, make):
     """A run killed after its first image wrote no manifest; its journal
     lets --force delete exactly its files and regenerate."""
     out = str(tmp_path / 'data')
@@ -170,8 +166,9 @@ def test_force_recovers_an_interrupted_run(tmp_path, capsys, cli, args,
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        (generate_coco_keypoints if make is _make_coco else
-         generate_cityscapes)(out, progress=interrupt)
+        (generate_coco_keypoints
+         if make is _make_coco else generate_cityscapes)(
+             out, progress=interrupt)
     main = _load_cli(cli).main
     assert main([out, *args]) == 1  # incomplete: refused without --force
     assert main([out, *args, '--force']) == 0
@@ -196,11 +193,12 @@ def test_bad_arguments_are_refused_before_writing(tmp_path, cli, args, bad):
     """One-line error naming the argument; no folder left behind (a
     leftover empty folder would block the corrected rerun)."""
     out = tmp_path / 'data'
-    proc = subprocess.run([sys.executable, cli, str(out), *args, *bad],
-                          capture_output=True,
-                          text=True,
-                          cwd=str(tmp_path),
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, cli, str(out), *args, *bad],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=300)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert 'Traceback' not in proc.stderr, proc.stderr

@@ -16,11 +16,9 @@ import sys
 from functools import partial
 from typing import List, Optional
 
-from mmadc.datasets.synthetic_cityscapes import (GENERATOR_NAME,
-                                                 cityscapes_owned_paths,
-                                                 cityscapes_params,
-                                                 generate_cityscapes)
-from mmadc.datasets.synthetic_utils import run_generator_cli
+from synthetic_data.cityscapes import (GENERATOR_NAME, cityscapes_owned_paths,
+                                       cityscapes_params, generate_cityscapes)
+from synthetic_data.output import run_generator_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

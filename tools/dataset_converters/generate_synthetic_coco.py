@@ -16,10 +16,9 @@ import sys
 from functools import partial
 from typing import List, Optional
 
-from mmadc.datasets.synthetic_coco import (GENERATOR_NAME, coco_owned_paths,
-                                           coco_params,
-                                           generate_coco_keypoints)
-from mmadc.datasets.synthetic_utils import run_generator_cli
+from synthetic_data.coco import (GENERATOR_NAME, coco_owned_paths, coco_params,
+                                 generate_coco_keypoints)
+from synthetic_data.output import run_generator_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

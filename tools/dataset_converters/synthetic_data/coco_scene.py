@@ -1,18 +1,9 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Synthetic COCO person-keypoint dataset.
+"""Cartoon persons in random poses, drawn with their COCO annotations.
 
-COCO cannot be downloaded here, so this module draws its own: cartoon persons
-(head, torso, limbs) in random but anatomically plausible poses on textured
-backgrounds, annotated exactly like ``person_keypoints_*2017.json`` and laid
-out like the COCO folder tree, so mmpose's ``CocoDataset`` configs work
-unchanged::
-
-    out_dir/
-    ├── annotations/person_keypoints_{train,val}2017.json
-    ├── {train,val}2017/000000000001.jpg ...
-    ├── person_detection_results/
-    │   └── COCO_val2017_detections_AP_H_56_person.json
-    └── synthetic_manifest.json
+Persons (head, torso, limbs) in random but anatomically plausible poses on
+textured backgrounds, each annotated with its 17 COCO keypoints, box and
+visible silhouette.
 
 Which side is *left* follows the person, not the colours: front-facing
 persons show a face and have their left limbs on the image right (when
@@ -22,43 +13,18 @@ horizontal flip turns into the other side's cue. Hence the data stays
 consistent under mmpose's ``RandomFlip`` augmentation and flip test.
 """
 import math
-import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from .synthetic_utils import (OutputJournal, ProgressFn, check_counts,
-                              prepare_output, split_seed, write_json,
-                              write_manifest)
-
-Size = Tuple[int, int]  # (width, height)
-
-GENERATOR_NAME = 'synthetic_coco'
+from .canvas import Canvas, Size, line_width
 
 COCO_KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear',
                        'right_ear', 'left_shoulder', 'right_shoulder',
                        'left_elbow', 'right_elbow', 'left_wrist',
                        'right_wrist', 'left_hip', 'right_hip', 'left_knee',
                        'right_knee', 'left_ankle', 'right_ankle')
-# 1-based keypoint index pairs, as in the official annotation files.
-COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12],
-                 [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11], [2, 3],
-                 [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
-PERSON_CATEGORY = dict(
-    supercategory='person',
-    id=1,
-    name='person',
-    keypoints=list(COCO_KEYPOINT_NAMES),
-    skeleton=COCO_SKELETON)
-
-DET_FILE = osp.join('person_detection_results',
-                    'COCO_val2017_detections_AP_H_56_person.json')
-SPLITS = (('train2017', 0), ('val2017', 1))
-# Image ids of the two splits live in disjoint ranges, like real COCO.
-IMAGE_ID_OFFSET = {'train2017': 0, 'val2017': 1_000_000}
-MAX_PERSONS_PER_IMAGE = 99  # annotation id = image_id * 100 + index
-
 # COCO keypoint indices used below.
 NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 1, 2, 3, 4
 L_SHO, R_SHO, L_ELB, R_ELB, L_WRI, R_WRI = 5, 6, 7, 8, 9, 10
@@ -218,20 +184,14 @@ def _place_body(body: dict, back_view: bool, angle: float,
 # Drawing
 # ---------------------------------------------------------------------------
 
-_SHIFT = 4  # sub-pixel bits for cv2 drawing
-_ONE = 1 << _SHIFT
-
-
-def _pt(p: np.ndarray) -> Tuple[int, int]:
-    return int(round(p[0] * _ONE)), int(round(p[1] * _ONE))
-
 
 class _Painter:
     """Draws the same shapes into the image (anti-aliased colour) and into a
     binary silhouette mask of the person."""
 
     def __init__(self, img: np.ndarray, mask: np.ndarray):
-        self.img, self.mask = img, mask
+        self.img = Canvas(img, antialiased=True)
+        self.mask = Canvas(mask, antialiased=False)
 
     def segment(self,
                 p1,
@@ -239,38 +199,28 @@ class _Painter:
                 thickness: float,
                 colour,
                 outline: Optional[Sequence[int]] = None) -> None:
-        t = max(1, int(round(thickness)))
+        t = line_width(thickness)
         if outline is not None and t >= 3:
-            cv2.line(self.img, _pt(p1), _pt(p2), outline, t + 2, cv2.LINE_AA,
-                     _SHIFT)
-        cv2.line(self.img, _pt(p1), _pt(p2), colour, t, cv2.LINE_AA, _SHIFT)
-        cv2.line(self.mask, _pt(p1), _pt(p2), 255, t, cv2.LINE_8, _SHIFT)
+            self.img.line(p1, p2, t + 2, outline)
+        self.img.line(p1, p2, t, colour)
+        self.mask.line(p1, p2, t, 255)
 
     def disc(self, centre, radius: float, colour) -> None:
-        r = max(1.0, radius)
-        cv2.circle(self.img, _pt(centre), int(r * _ONE), colour, -1,
-                   cv2.LINE_AA, _SHIFT)
-        cv2.circle(self.mask, _pt(centre), int(r * _ONE), 255, -1, cv2.LINE_8,
-                   _SHIFT)
+        self.img.circle(centre, radius, colour, min_radius=1.0)
+        self.mask.circle(centre, radius, 255, min_radius=1.0)
 
     def polygon(self, pts: np.ndarray, colour) -> None:
-        poly = np.array([_pt(p) for p in pts], dtype=np.int32)
-        cv2.fillPoly(self.img, [poly], colour, cv2.LINE_AA, _SHIFT)
-        cv2.fillPoly(self.mask, [poly], 255, cv2.LINE_8, _SHIFT)
+        self.img.polygon(pts, colour)
+        self.mask.polygon(pts, 255)
 
     def ellipse(self,
                 centre,
                 axes,
                 angle_deg: float,
                 colour,
-                arc: Tuple[int, int] = (0, 360),
-                in_mask: bool = True) -> None:
-        ax = (max(1, int(axes[0] * _ONE)), max(1, int(axes[1] * _ONE)))
-        cv2.ellipse(self.img, _pt(centre), ax, angle_deg, arc[0], arc[1],
-                    colour, -1, cv2.LINE_AA, _SHIFT)
-        if in_mask:
-            cv2.ellipse(self.mask, _pt(centre), ax, angle_deg, arc[0], arc[1],
-                        255, -1, cv2.LINE_8, _SHIFT)
+                arc: Tuple[int, int] = (0, 360)) -> None:
+        self.img.ellipse(centre, axes, colour, angle_deg, arc)
+        self.mask.ellipse(centre, axes, 255, angle_deg, arc)
 
     def stripes(self, p1, p2, thickness: float, colour, hand: int) -> None:
         """Stripes across a limb, slanted 45 degrees one way or the other.
@@ -279,7 +229,7 @@ class _Painter:
         towards the distal one, so a horizontal flip turns a left-handed
         limb into a right-handed one, matching mmpose's flip label swap.
         """
-        t = max(1, int(round(thickness)))
+        t = line_width(thickness)
         if t < 5:
             return  # too thin to show a pattern
         p1, p2 = np.asarray(p1, float), np.asarray(p2, float)
@@ -294,8 +244,8 @@ class _Painter:
         spacing = max(3.0, 1.2 * t)
         for d in np.arange(spacing / 2, length - spacing / 4, spacing):
             c = p1 + d * axis
-            cv2.line(self.img, _pt(c - half * slant), _pt(c + half * slant),
-                     colour, max(1, t // 5), cv2.LINE_AA, _SHIFT)
+            self.img.line(c - half * slant, c + half * slant, max(1, t // 5),
+                          colour)
 
 
 def _outfit(rng: np.random.Generator) -> dict:
@@ -563,187 +513,3 @@ def render_image(rng: np.random.Generator,
     noise = rng.normal(0, rng.uniform(1, 4), img.shape)
     img = np.clip(img + noise, 0, 255).astype(np.uint8)
     return img, anns
-
-
-def _jitter_box(rng: np.random.Generator, bbox: Sequence[float], width: int,
-                height: int, sigma: float) -> List[float]:
-    """A detector-like box around ``bbox`` (xywh), clipped to the image."""
-    x, y, w, h = bbox
-    cx = x + w / 2 + rng.normal(0, sigma) * w
-    cy = y + h / 2 + rng.normal(0, sigma) * h
-    w, h = w * math.exp(rng.normal(0, sigma)), h * math.exp(
-        rng.normal(0, sigma))
-    x0, y0 = max(0.0, cx - w / 2), max(0.0, cy - h / 2)
-    x1, y1 = min(float(width), cx + w / 2), min(float(height), cy + h / 2)
-    return [
-        round(x0, 3),
-        round(y0, 3),
-        round(max(1.0, x1 - x0), 3),
-        round(max(1.0, y1 - y0), 3)
-    ]
-
-
-def _detections(rng: np.random.Generator, image: dict,
-                anns: List[dict]) -> List[dict]:
-    """Fake person-detector output for one image: a confident box per
-    person, sometimes a weaker duplicate, and a few low-score false
-    positives (the real results file is sorted by score per image)."""
-    width, height = image['width'], image['height']
-    dets = []
-    for ann in anns:
-        score = rng.uniform(0.7, 1.0) if rng.random() < 0.9 else \
-            rng.uniform(0.3, 0.7)
-        dets.append((score, _jitter_box(rng, ann['bbox'], width, height,
-                                        0.05)))
-        if rng.random() < 0.3:
-            dets.append((rng.uniform(0.05, 0.3),
-                         _jitter_box(rng, ann['bbox'], width, height, 0.15)))
-    for _ in range(int(rng.poisson(0.7))):
-        w = rng.uniform(0.05, 0.5) * width
-        h = rng.uniform(0.1, 0.8) * height
-        box = [rng.uniform(0, width - w), rng.uniform(0, height - h), w, h]
-        dets.append(
-            (rng.uniform(0.01, 0.35), _jitter_box(rng, box, width, height,
-                                                  0.0)))
-    dets.sort(key=lambda d: -d[0])
-    return [
-        dict(
-            image_id=image['id'],
-            category_id=1,
-            bbox=box,
-            score=round(float(score), 6)) for score, box in dets
-    ]
-
-
-def _generate_split(journal: OutputJournal, split: str, split_code: int,
-                    num_images: int, image_size: Size, seed: int,
-                    max_persons: int, jpeg_quality: int,
-                    progress: Optional[ProgressFn]) -> Tuple[dict, list]:
-    """Write the images of one split; return its COCO dict and detections.
-    """
-    images, annotations, detections = [], [], []
-    for i in range(num_images):
-        rng = np.random.default_rng(split_seed(seed, split_code, i))
-        img, anns = render_image(rng, image_size, max_persons)
-        image_id = IMAGE_ID_OFFSET[split] + i + 1
-        image = dict(
-            id=image_id,
-            file_name=f'{image_id:012d}.jpg',
-            width=int(image_size[0]),
-            height=int(image_size[1]))
-        cv2.imwrite(
-            journal.path(osp.join(split, image['file_name'])), img,
-            [cv2.IMWRITE_JPEG_QUALITY,
-             int(jpeg_quality)])
-        for k, ann in enumerate(anns):
-            ann.update(id=image_id * 100 + k, image_id=image_id)
-        images.append(image)
-        annotations += anns
-        detections += _detections(rng, image, anns)
-        if progress is not None:
-            progress(split, i + 1, num_images)
-    coco = dict(
-        info=dict(
-            description='mmadc synthetic COCO person keypoints',
-            version='1.0',
-            year=2017,
-            contributor='mmadc',
-            date_created='2017/01/01'),
-        licenses=[],
-        images=images,
-        annotations=annotations,
-        categories=[PERSON_CATEGORY])
-    return coco, detections
-
-
-def coco_owned_paths() -> List[str]:
-    """Paths (relative to the dataset root) the COCO generator writes."""
-    return [
-        osp.join('annotations', 'person_keypoints_train2017.json'),
-        osp.join('annotations', 'person_keypoints_val2017.json'), 'train2017',
-        'val2017', DET_FILE
-    ]
-
-
-def coco_params(num_train_images: int, num_val_images: int, image_size: Size,
-                seed: int, max_persons: int, jpeg_quality: int) -> dict:
-    """The parameters recorded in (and compared with) the manifest."""
-    return dict(
-        num_train_images=int(num_train_images),
-        num_val_images=int(num_val_images),
-        image_size=[int(image_size[0]), int(image_size[1])],
-        seed=int(seed),
-        max_persons=int(max_persons),
-        jpeg_quality=int(jpeg_quality))
-
-
-def generate_coco_keypoints(
-        out_dir: str,
-        num_train_images: int = 200,
-        num_val_images: int = 50,
-        image_size: Size = (320, 240),
-        seed: int = 0,
-        max_persons: int = 4,
-        jpeg_quality: int = 90,
-        overwrite: bool = False,
-        progress: Optional[ProgressFn] = None) -> Dict[str, str]:
-    """Generate a synthetic COCO person-keypoint dataset.
-
-    Images are drawn independently from ``(seed, split, index)``, so the
-    same arguments always give byte-identical files.
-
-    Args:
-        out_dir (str): Dataset root (``data_root`` in mmpose configs).
-        num_train_images (int): Images in ``train2017``. Defaults to 200.
-        num_val_images (int): Images in ``val2017``. Defaults to 50.
-        image_size (tuple[int, int]): ``(width, height)`` of every image.
-            Defaults to (320, 240).
-        seed (int): Random seed. Defaults to 0.
-        max_persons (int): Maximum persons per image (1 to 99).
-            Defaults to 4.
-        jpeg_quality (int): JPEG quality of the images. Defaults to 90.
-        overwrite (bool): Delete files a previous generation left in
-            ``out_dir`` instead of raising. Defaults to False.
-        progress (Callable, optional): Called as
-            ``progress(split, done, total)`` after every image.
-
-    Returns:
-        dict[str, str]: Paths of ``data_root``, ``train_ann``, ``val_ann``,
-        ``train_img_dir``, ``val_img_dir``, ``det_file`` and ``manifest``.
-    """
-    check_counts(
-        seed, num_train_images=num_train_images, num_val_images=num_val_images)
-    if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f'jpeg_quality must be in [1, 100], got '
-                         f'{jpeg_quality}')
-    if not 1 <= max_persons <= MAX_PERSONS_PER_IMAGE:
-        raise ValueError(f'max_persons must be in [1, '
-                         f'{MAX_PERSONS_PER_IMAGE}], got {max_persons}')
-    if min(image_size) < 16:
-        raise ValueError(f'image_size {image_size} is too small')
-    params = coco_params(num_train_images, num_val_images, image_size, seed,
-                         max_persons, jpeg_quality)
-    journal = prepare_output(out_dir, coco_owned_paths(), overwrite)
-
-    paths = dict(data_root=out_dir)
-    written, all_dets = [], []
-    for (split, code), num in zip(SPLITS, (num_train_images, num_val_images)):
-        coco, dets = _generate_split(journal, split, code, num,
-                                     tuple(image_size), seed, max_persons,
-                                     jpeg_quality, progress)
-        ann_rel = osp.join('annotations', f'person_keypoints_{split}.json')
-        write_json(journal.path(ann_rel), coco)
-        written += [ann_rel] + [
-            osp.join(split, im['file_name']) for im in coco['images']
-        ]
-        key = split[:-4]  # 'train' / 'val'
-        paths[f'{key}_ann'] = osp.join(out_dir, ann_rel)
-        paths[f'{key}_img_dir'] = osp.join(out_dir, split)
-        if split == 'val2017':
-            all_dets = dets
-    write_json(journal.path(DET_FILE), all_dets)
-    written.append(DET_FILE)
-    paths['det_file'] = osp.join(out_dir, DET_FILE)
-    paths['manifest'] = write_manifest(out_dir, GENERATOR_NAME, params,
-                                       written)
-    return paths

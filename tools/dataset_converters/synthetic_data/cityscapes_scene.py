@@ -1,36 +1,20 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Synthetic Cityscapes-style road scenes.
+"""Street scenes painted together with their Cityscapes labels.
 
-Cityscapes cannot be downloaded here, so this module paints simple street
-scenes (sky, facades, a road in perspective, sidewalks, vegetation, street
-furniture and traffic participants) together with pixel-exact labels, in the
-folder layout mmseg's ``CityscapesDataset`` reads unchanged::
-
-    out_dir/
-    ├── leftImg8bit/{train,val}/<city>/<stem>_leftImg8bit.png
-    ├── gtFine/{train,val}/<city>/<stem>_gtFine_labelTrainIds.png
-    │                             (and <stem>_gtFine_labelIds.png)
-    └── synthetic_manifest.json
-
-where ``<stem>`` is ``<city>_<seq>_<frame>``, e.g. ``aachen_000003_000019``.
-
-Labels are the 19 Cityscapes train ids (0 road ... 18 bicycle); 255 (ignore)
+Simple street scenes (sky, facades, a road in perspective, sidewalks,
+vegetation, street furniture and traffic participants) with pixel-exact
+labels: the 19 Cityscapes train ids (0 road ... 18 bicycle); 255 (ignore)
 marks only the ego-vehicle bonnet some images show at the bottom. Each class
 has its own colour range, texture and shape, so a small FCN learns them.
-Every class is guaranteed to occur in each split.
 """
-import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from .synthetic_utils import (OutputJournal, ProgressFn, check_counts,
-                              prepare_output, split_seed, write_manifest)
-
-Size = Tuple[int, int]  # (width, height)
-
-GENERATOR_NAME = 'synthetic_cityscapes'
+from . import silhouettes
+from .canvas import Canvas, Size
+from .silhouettes import paint_silhouette
 
 CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
                       'traffic light', 'traffic sign', 'vegetation', 'terrain',
@@ -39,14 +23,9 @@ CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
 (ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, LIGHT, SIGN, VEGETATION, TERRAIN,
  SKY, PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE) = range(19)
 IGNORE = 255
-# Cityscapes label ids of the train ids (for *_gtFine_labelIds.png); the
-# ignore region is the ego vehicle, whose label id is 1.
-LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31,
-             32, 33)
-EGO_VEHICLE_ID = 1
 
-# Drawn (almost) always / drawn with a probability; every optional class is
-# also forced into some image of each split so the split covers all 19.
+# Drawn (almost) always / drawn with a probability; a class can also be
+# forced into an image (see render_scene).
 OPTIONAL_CLASSES = (WALL, FENCE, POLE, LIGHT, SIGN, TERRAIN, PERSON, RIDER,
                     CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE)
 OPTIONAL_PROB = {
@@ -69,11 +48,6 @@ OPTIONAL_PROB = {
 REDRAW_ORDER = (SKY, BUILDING, ROAD, SIDEWALK, TERRAIN, VEGETATION, WALL,
                 FENCE, TRAIN, BUS, TRUCK, CAR, PERSON, RIDER, MOTORCYCLE,
                 BICYCLE, POLE, SIGN, LIGHT)
-CITIES = {
-    'train': ('aachen', 'bremen', 'zurich'),
-    'val': ('frankfurt', 'lindau', 'munster')
-}
-SPLIT_CODES = {'train': 0, 'val': 1}
 
 # Colours are RGB; the image is converted to BGR only when written.
 CAR_COLOURS = ((170, 25, 25), (25, 45, 140), (185, 185, 190), (30, 30, 35),
@@ -82,13 +56,6 @@ BUILDING_COLOURS = ((125, 115, 105), (150, 132, 112), (172, 164, 150),
                     (112, 92, 80), (145, 70, 55), (95, 98, 108))
 BUS_COLOURS = ((230, 190, 25), (200, 35, 30), (35, 95, 170))
 SKIN = ((240, 205, 180), (220, 170, 130), (180, 130, 95), (110, 75, 55))
-
-_SHIFT = 4
-_ONE = 1 << _SHIFT
-
-
-def _p(pt: Sequence[float]) -> Tuple[int, int]:
-    return int(round(pt[0] * _ONE)), int(round(pt[1] * _ONE))
 
 
 def _jit(rng: np.random.Generator,
@@ -100,18 +67,17 @@ def _jit(rng: np.random.Generator,
 
 
 class _Scene:
-    """An RGB float image and its train-id label map, painted together."""
+    """An RGB float image and its train-id label map, painted together.
+
+    Each shape is rasterised once into a mask, which is then filled with a
+    textured colour and labelled with its class.
+    """
 
     def __init__(self, rng: np.random.Generator, width: int, height: int):
         self.rng = rng
         self.w, self.h = width, height
         self.img = np.zeros((height, width, 3), np.float32)
         self.lbl = np.full((height, width), IGNORE, np.uint8)
-
-    def mask(self, draw: Callable[[np.ndarray], None]) -> np.ndarray:
-        m = np.zeros((self.h, self.w), np.uint8)
-        draw(m)
-        return m > 0
 
     def paint(self,
               mask: np.ndarray,
@@ -139,36 +105,35 @@ class _Scene:
         self.img[y0:y1, x0:x1][sub] = tex[sub]
         self.lbl[y0:y1, x0:x1][sub] = cls
 
-    # Shape helpers: each paints one primitive.
+    def fill(self, draw: Callable[[Canvas], None], colour: Sequence[float],
+             cls: int, **tex) -> None:
+        """Paint the shape ``draw`` puts on a blank mask canvas."""
+        shape = Canvas(np.zeros((self.h, self.w), np.uint8), antialiased=False)
+        draw(shape)
+        self.paint(shape.array > 0, colour, cls, **tex)
+
     def poly(self, pts, colour, cls, **tex) -> None:
-        arr = np.array([_p(q) for q in pts], np.int32)
-        self.paint(
-            self.mask(lambda m: cv2.fillPoly(m, [arr], 1, cv2.LINE_8, _SHIFT)),
-            colour, cls, **tex)
+        self.fill(lambda c: c.polygon(pts, 1), colour, cls, **tex)
 
     def rect(self, x0, y0, x1, y1, colour, cls, **tex) -> None:
-        self.poly([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], colour, cls, **tex)
+        self.fill(lambda c: c.rect(x0, y0, x1, y1, 1), colour, cls, **tex)
 
-    def circle(self, c, r, colour, cls, thickness: int = -1, **tex) -> None:
-        self.paint(
-            self.mask(
-                lambda m: cv2.circle(m, _p(c), max(_ONE // 2, int(
-                    r * _ONE)), 1, thickness, cv2.LINE_8, _SHIFT)), colour,
-            cls, **tex)
+    def circle(self,
+               centre,
+               r,
+               colour,
+               cls,
+               thickness: int = -1,
+               **tex) -> None:
+        self.fill(lambda c: c.circle(centre, r, 1, thickness), colour, cls,
+                  **tex)
 
     def line(self, p1, p2, t, colour, cls, **tex) -> None:
-        self.paint(
-            self.mask(lambda m: cv2.line(m, _p(p1), _p(
-                p2), 1, max(1, int(round(t))), cv2.LINE_8, _SHIFT)), colour,
-            cls, **tex)
+        self.fill(lambda c: c.line(p1, p2, t, 1), colour, cls, **tex)
 
-    def ellipse(self, c, axes, colour, cls, arc=(0, 360), **tex) -> None:
-        ax = (max(1, int(axes[0] * _ONE)), max(1, int(axes[1] * _ONE)))
-        start, end = arc
-        self.paint(
-            self.mask(lambda m: cv2.ellipse(m, _p(c), ax, 0, start, end, 1, -1,
-                                            cv2.LINE_8, _SHIFT)), colour, cls,
-            **tex)
+    def ellipse(self, centre, axes, colour, cls, arc=(0, 360), **tex) -> None:
+        self.fill(lambda c: c.ellipse(centre, axes, 1, arc=arc), colour, cls,
+                  **tex)
 
 
 class _Layout:
@@ -418,260 +383,85 @@ def _traffic_sign(s: _Scene, x, y, m) -> None:
                noise=2)
 
 
-def _wheel(s: _Scene, c, r, cls) -> None:
-    s.circle(c, r, (22, 22, 24), cls, noise=2)
-    s.circle(c, r * 0.45, (120, 120, 125), cls, noise=2)
+def _random_rgb(rng: np.random.Generator, low: int,
+                high: int) -> Tuple[int, int, int]:
+    return tuple(rng.integers(low, high) for _ in range(3))
 
 
 def _car(s: _Scene, x, y, m) -> None:
     rng = s.rng
     body = _jit(rng, CAR_COLOURS[rng.integers(len(CAR_COLOURS))], 10)
     glass = _jit(rng, (50, 60, 75), 6)
-    height = 1.5 * m
-    if rng.random() < 0.5:  # side view
-        half = 2.1 * m
-        s.rect(
-            x - half,
-            y - 0.95 * height * 0.6,
-            x + half,
-            y - 0.15 * m,
-            body,
-            CAR,
-            noise=3)
-        s.poly([(x - half * 0.6, y - height * 0.55),
-                (x - half * 0.35, y - height), (x + half * 0.35, y - height),
-                (x + half * 0.7, y - height * 0.55)],
-               body,
-               CAR,
-               noise=3)
-        s.poly([(x - half * 0.5, y - height * 0.6),
-                (x - half * 0.3, y - height * 0.92),
-                (x + half * 0.3, y - height * 0.92),
-                (x + half * 0.6, y - height * 0.6)],
-               glass,
-               CAR,
-               noise=3)
-        for wx in (x - half * 0.65, x + half * 0.65):
-            _wheel(s, (wx, y - 0.35 * m), 0.35 * m, CAR)
-    else:  # rear view
-        half = 0.9 * m
-        s.rect(
-            x - half,
-            y - height * 0.6,
-            x + half,
-            y - 0.1 * m,
-            body,
-            CAR,
-            noise=3)
-        s.poly([(x - half * 0.95, y - height * 0.6),
-                (x - half * 0.7, y - height), (x + half * 0.7, y - height),
-                (x + half * 0.95, y - height * 0.6)],
-               body,
-               CAR,
-               noise=3)
-        s.rect(
-            x - half * 0.65,
-            y - height * 0.95,
-            x + half * 0.65,
-            y - height * 0.65,
-            glass,
-            CAR,
-            noise=3)
-        for side in (-1, 1):
-            s.rect(
-                x + side * half * 0.9,
-                y - height * 0.5,
-                x + side * half * 0.6,
-                y - height * 0.4, (200, 20, 20),
-                CAR,
-                noise=2)
-            s.rect(
-                x + side * half * 0.9,
-                y - 0.2 * m,
-                x + side * half * 0.55,
-                y, (22, 22, 24),
-                CAR,
-                noise=2)
+    shapes = silhouettes.CAR_SIDE if rng.random() < 0.5 else \
+        silhouettes.CAR_REAR
+    paint_silhouette(s, x, y, m, CAR, shapes, dict(body=body, glass=glass))
 
 
 def _box_vehicle(s: _Scene, x, y, m, cls: int, length: float, height: float,
-                 colour, windows: str) -> None:
+                 colour) -> None:
     """Side or rear view of a truck, bus or train."""
     rng = s.rng
     glass = _jit(rng, (45, 55, 70), 6)
     side_view = cls == TRAIN or rng.random() < 0.6
-    half = length / 2 * m if side_view else 1.25 * m
-    top = y - height * m
-    s.rect(
-        x - half, top, x + half, y - 0.3 * m, colour, cls, noise=3, blotch=2)
-    if cls == TRUCK:  # cab at the front, lighter cargo box behind
-        cab = _jit(rng, (rng.integers(40, 220), rng.integers(
-            40, 220), rng.integers(40, 220)), 5)
-        if side_view:
-            s.rect(
-                x + half - 2.0 * m,
-                top + 0.8 * m,
-                x + half,
-                y - 0.3 * m,
-                cab,
-                cls,
-                noise=3)
-            s.rect(
-                x + half - 1.2 * m,
-                top + 1.0 * m,
-                x + half - 0.2 * m,
-                top + 1.8 * m,
-                glass,
-                cls,
-                noise=2)
-        else:
-            s.rect(
-                x - half,
-                y - 1.0 * m,
-                x + half,
-                y - 0.3 * m,
-                cab,
-                cls,
-                noise=3)
-    elif windows == 'row' and side_view:
-        s.rect(
-            x - half * 0.95,
-            top + 0.35 * m,
-            x + half * 0.95,
-            top + 1.4 * m,
-            glass,
-            cls,
-            noise=2)
-        for wx in np.arange(x - half * 0.95, x + half * 0.95, 1.6 * m):
-            s.line((wx, top + 0.35 * m), (wx, top + 1.4 * m),
-                   max(1, 0.15 * m),
-                   colour,
-                   cls,
-                   noise=2)
-    elif windows == 'row':
-        s.rect(
-            x - half * 0.85,
-            top + 0.3 * m,
-            x + half * 0.85,
-            top + 1.5 * m,
-            glass,
-            cls,
-            noise=2)
-    if cls == TRAIN:  # coloured band and pantograph
-        s.rect(
-            x - half,
-            y - 1.2 * m,
-            x + half,
-            y - 0.8 * m,
-            _jit(rng, (200, 25, 25), 8),
-            cls,
-            noise=2)
-        s.line((x - 2 * m, top), (x, top - 0.8 * m), max(1, 0.1 * m),
-               (40, 40, 40), cls)
-        s.line((x, top - 0.8 * m), (x + 2 * m, top), max(1, 0.1 * m),
-               (40, 40, 40), cls)
-    if side_view:
-        for wx in (x - half * 0.75, x + half * 0.75):
-            _wheel(s, (wx, y - 0.45 * m), 0.45 * m, cls)
-    else:
-        for side in (-1, 1):
-            s.rect(
-                x + side * half * 0.95,
-                y - 0.35 * m,
-                x + side * half * 0.6,
-                y, (22, 22, 24),
-                cls,
-                noise=2)
+    kind = {TRUCK: 'truck', BUS: 'bus', TRAIN: 'train'}[cls]
+    palette = dict(
+        body=colour,
+        glass=glass,
+        cab=lambda: _jit(rng, _random_rgb(rng, 40, 220), 5),
+        band=lambda: _jit(rng, (200, 25, 25), 8))
+    paint_silhouette(s, x, y, m, cls,
+                     silhouettes.box_vehicle(kind, length, height, side_view),
+                     palette)
 
 
 def _truck(s: _Scene, x, y, m) -> None:
     colour = _jit(s.rng, (225, 225, 220), 12)
-    _box_vehicle(s, x, y, m, TRUCK, 7.5, 3.3, colour, 'none')
+    _box_vehicle(s, x, y, m, TRUCK, 7.5, 3.3, colour)
 
 
 def _bus(s: _Scene, x, y, m) -> None:
     colour = _jit(s.rng, BUS_COLOURS[s.rng.integers(len(BUS_COLOURS))], 8)
-    _box_vehicle(s, x, y, m, BUS, 11.0, 3.1, colour, 'row')
+    _box_vehicle(s, x, y, m, BUS, 11.0, 3.1, colour)
 
 
 def _train(s: _Scene, x, y, m) -> None:
     colour = _jit(s.rng, (235, 235, 230), 6)
-    _box_vehicle(s, x, y, m, TRAIN, s.rng.uniform(18, 30), 3.6, colour, 'row')
+    _box_vehicle(s, x, y, m, TRAIN, s.rng.uniform(18, 30), 3.6, colour)
 
 
 def _figure(s: _Scene, x, y, m, cls: int, seated: bool) -> None:
     """A pedestrian (standing) or a rider (seated, leaning, helmeted)."""
     rng = s.rng
-    shirt = _jit(
-        rng,
-        (rng.integers(20, 235), rng.integers(20, 235), rng.integers(20, 235)),
-        5)
-    trousers = _jit(
-        rng,
-        (rng.integers(20, 120), rng.integers(20, 120), rng.integers(40, 160)),
-        5)
+    shirt = _jit(rng, _random_rgb(rng, 20, 235), 5)
+    trousers = (rng.integers(20,
+                             120), rng.integers(20,
+                                                120), rng.integers(40, 160))
+    trousers = _jit(rng, trousers, 5)
     skin = _jit(rng, SKIN[rng.integers(len(SKIN))], 6)
-    t = max(1, 0.18 * m)
-    hip = np.array([x, y - (0.55 if seated else 0.9) * m])
-    lean = 0.35 if seated else 0.0
-    neck = hip + np.array([lean, -0.65]) * m
-    if seated:  # legs down to the pedals
-        s.line(hip, (x + 0.25 * m, y - 0.3 * m), t, trousers, cls)
-        s.line(hip, (x - 0.2 * m, y - 0.3 * m), t, trousers, cls)
-    else:
-        stride = rng.uniform(0, 0.25) * m
-        s.line(hip, (x - stride, y), t, trousers, cls)
-        s.line(hip, (x + stride, y), t, trousers, cls)
-    s.line(hip, neck, 0.35 * m, shirt, cls, noise=3)
-    hand = neck + np.array([0.45 if seated else 0.1, 0.45]) * m
-    s.line(neck, hand, max(1, 0.12 * m), shirt, cls)
-    head = neck + np.array([0.05, -0.15]) * m
-    s.circle(head, 0.13 * m, skin, cls, noise=2)
-    if seated:  # helmet
-        s.ellipse(
-            head, (0.15 * m, 0.13 * m),
-            _jit(rng, (230, 60, 30), 40),
-            cls,
-            arc=(180, 360),
-            noise=2)
-    else:
-        s.ellipse(
-            head, (0.13 * m, 0.13 * m),
-            _jit(rng, (50, 35, 25), 10),
-            cls,
-            arc=(180, 360),
-            noise=2)
+    palette = dict(
+        shirt=shirt,
+        trousers=trousers,
+        skin=skin,
+        helmet=lambda: _jit(rng, (230, 60, 30), 40),
+        hair=lambda: _jit(rng, (50, 35, 25), 10))
+    stride = 0.0 if seated else rng.uniform(0, 0.25)
+    paint_silhouette(s, x, y, m, cls, silhouettes.figure(seated, stride),
+                     palette)
 
 
 def _two_wheeler(s: _Scene, x, y, m, cls: int, with_rider: bool) -> None:
     rng = s.rng
-    r = (0.33 if cls == BICYCLE else 0.3) * m
-    back, front = (x - 0.55 * m, y - r), (x + 0.55 * m, y - r)
     if with_rider:
-        _figure(s, x - 0.05 * m, y - 0.1 * m, m, RIDER, seated=True)
+        dx, dy = silhouettes.RIDER_OFFSET
+        _figure(s, x + dx * m, y + dy * m, m, RIDER, seated=True)
     if cls == BICYCLE:
-        frame = _jit(rng, (rng.integers(30, 230), rng.integers(
-            30, 230), rng.integers(30, 230)), 5)
-        thin = max(1, 0.05 * m)
-        for c in (back, front):
-            s.circle(c, r, (25, 25, 25), cls, thickness=max(1, int(thin)))
-        seat, bar = (x - 0.1 * m, y - 0.95 * m), (x + 0.4 * m, y - 1.0 * m)
-        for p1, p2 in ((back, seat), (seat, (x, y - r)), ((x, y - r), back),
-                       ((x, y - r), bar), (seat, bar), (bar, front)):
-            s.line(p1, p2, thin, frame, cls, noise=2)
+        palette = dict(frame=_jit(rng, _random_rgb(rng, 30, 230), 5))
+        shapes = silhouettes.BICYCLE
     else:
-        body = _jit(rng, (40, 40, 45) if rng.random() < 0.6 else (190, 30, 30),
-                    8)
-        _wheel(s, back, r, cls)
-        _wheel(s, front, r, cls)
-        s.poly([(back[0], y - r * 1.3), (x - 0.1 * m, y - 0.85 * m),
-                (x + 0.45 * m, y - 0.8 * m), (front[0], y - r * 1.2),
-                (x, y - r * 0.8)],
-               body,
-               cls,
-               noise=3)
-        s.line((x + 0.45 * m, y - 0.8 * m), (front[0], y - r),
-               max(1, 0.08 * m), (30, 30, 30), cls)
+        paint = (40, 40, 45) if rng.random() < 0.6 else (190, 30, 30)
+        palette = dict(body=_jit(rng, paint, 8))
+        shapes = silhouettes.MOTORCYCLE
+    paint_silhouette(s, x, y, m, cls, shapes, palette)
 
 
 # ---------------------------------------------------------------------------
@@ -790,8 +580,10 @@ def _redraw(s: _Scene, lay: _Layout, cls: int) -> None:
 
 
 def render_scene(
-    rng: np.random.Generator, image_size: Size,
-    forced: Sequence[int] = ()) -> Tuple[np.ndarray, np.ndarray]:
+        rng: np.random.Generator,
+        image_size: Size,
+        forced: Sequence[int] = (),
+) -> Tuple[np.ndarray, np.ndarray]:
     """Render one street scene.
 
     Args:
@@ -843,117 +635,3 @@ def render_scene(
     img *= rng.uniform(0.8, 1.15)  # exposure
     img = np.clip(img, 0, 255).astype(np.uint8)
     return cv2.cvtColor(img, cv2.COLOR_RGB2BGR), s.lbl
-
-
-def _forced_classes(index: int, total: int) -> List[int]:
-    """Classes image ``index`` of a split of ``total`` must show; round
-    robin, so any split with at least one image covers all 19."""
-    return [c for c in range(19) if c % total == index % total]
-
-
-def _label_ids(train_ids: np.ndarray) -> np.ndarray:
-    lut = np.full(256, EGO_VEHICLE_ID, np.uint8)
-    lut[:len(LABEL_IDS)] = LABEL_IDS
-    return lut[train_ids]
-
-
-def cityscapes_owned_paths() -> List[str]:
-    """Paths (relative to the dataset root) the generator writes."""
-    return [
-        osp.join(top, split) for top in ('leftImg8bit', 'gtFine')
-        for split in ('train', 'val')
-    ]
-
-
-def cityscapes_params(num_train: int, num_val: int, image_size: Size,
-                      seed: int, write_label_ids: bool) -> dict:
-    """The parameters recorded in (and compared with) the manifest."""
-    return dict(
-        num_train=int(num_train),
-        num_val=int(num_val),
-        image_size=[int(image_size[0]), int(image_size[1])],
-        seed=int(seed),
-        write_label_ids=bool(write_label_ids))
-
-
-def _generate_split(journal: OutputJournal, split: str, num: int,
-                    image_size: Size, seed: int, write_label_ids: bool,
-                    progress: Optional[ProgressFn]) -> List[str]:
-    written, seen = [], np.zeros(256, bool)
-    cities = CITIES[split]
-    for i in range(num):
-        rng = np.random.default_rng(split_seed(seed, SPLIT_CODES[split], i))
-        img, lbl = render_scene(rng, image_size, _forced_classes(i, num))
-        seen[np.unique(lbl)] = True
-        city = cities[i % len(cities)]
-        stem = f'{city}_{i // len(cities):06d}_{19:06d}'
-        img_dir = osp.join('leftImg8bit', split, city)
-        ann_dir = osp.join('gtFine', split, city)
-        files = {
-            osp.join(img_dir, f'{stem}_leftImg8bit.png'): img,
-            osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png'): lbl
-        }
-        if write_label_ids:
-            files[osp.join(ann_dir, f'{stem}_gtFine_labelIds.png')] = \
-                _label_ids(lbl)
-        for rel, arr in files.items():
-            cv2.imwrite(
-                journal.path(rel), arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-            written.append(rel)
-        if progress is not None:
-            progress(split, i + 1, num)
-    missing = [CITYSCAPES_CLASSES[c] for c in range(19) if not seen[c]]
-    if num and missing:  # a bug, not bad luck: classes are forced
-        raise RuntimeError(f'{split} split misses classes {missing}')
-    return written
-
-
-def generate_cityscapes(
-        out_dir: str,
-        num_train: int = 100,
-        num_val: int = 20,
-        image_size: Size = (256, 128),
-        seed: int = 0,
-        write_label_ids: bool = True,
-        overwrite: bool = False,
-        progress: Optional[ProgressFn] = None) -> Dict[str, str]:
-    """Generate a synthetic Cityscapes-style segmentation dataset.
-
-    The same arguments always give byte-identical files. Each split in which
-    at least one image is generated contains all 19 classes.
-
-    Args:
-        out_dir (str): Dataset root (``data_root`` in mmseg configs).
-        num_train (int): Images in the train split. Defaults to 100.
-        num_val (int): Images in the val split. Defaults to 20.
-        image_size (tuple[int, int]): ``(width, height)``. Defaults to
-            (256, 128), Cityscapes' 2:1 aspect ratio.
-        seed (int): Random seed. Defaults to 0.
-        write_label_ids (bool): Also write ``*_gtFine_labelIds.png`` with
-            Cityscapes label ids. Defaults to True.
-        overwrite (bool): Delete files a previous generation left in
-            ``out_dir`` instead of raising. Defaults to False.
-        progress (Callable, optional): Called as
-            ``progress(split, done, total)`` after every image.
-
-    Returns:
-        dict[str, str]: Paths of ``data_root``, ``train_img_dir``,
-        ``train_ann_dir``, ``val_img_dir``, ``val_ann_dir`` and
-        ``manifest``.
-    """
-    check_counts(seed, num_train=num_train, num_val=num_val)
-    if image_size[0] < 64 or image_size[1] < 32:
-        raise ValueError(f'image_size {image_size} is too small (min 64x32)')
-    params = cityscapes_params(num_train, num_val, image_size, seed,
-                               write_label_ids)
-    journal = prepare_output(out_dir, cityscapes_owned_paths(), overwrite)
-    paths = dict(data_root=out_dir)
-    written = []
-    for split, num in (('train', num_train), ('val', num_val)):
-        written += _generate_split(journal, split, num, tuple(image_size),
-                                   seed, write_label_ids, progress)
-        paths[f'{split}_img_dir'] = osp.join(out_dir, 'leftImg8bit', split)
-        paths[f'{split}_ann_dir'] = osp.join(out_dir, 'gtFine', split)
-    paths['manifest'] = write_manifest(out_dir, GENERATOR_NAME, params,
-                                       written)
-    return paths

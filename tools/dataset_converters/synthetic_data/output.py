@@ -195,8 +195,7 @@ def foreign_paths(out_dir: str, owned: Iterable[str],
                         foreign.add(f'{sub} (a symbolic link)')
                     elif name in filenames and sub not in recorded:
                         foreign.add(sub)
-        elif rel not in recorded and rel not in (MANIFEST_NAME,
-                                                 JOURNAL_NAME):
+        elif rel not in recorded and rel not in (MANIFEST_NAME, JOURNAL_NAME):
             foreign.add(rel)
     return sorted(foreign)
 
