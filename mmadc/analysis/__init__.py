@@ -4,17 +4,14 @@ size (Fig. 6), keypoint error analysis (Fig. 5) and receptive fields
 (Eq. 8), with their reports and plots."""
 from .analysis_runner import (BOX_SOURCES, build_analysis_runner,
                               load_analysis_config, run_analysis_metric)
-from .keypoint_errors import (ERROR_TYPES, analyze_keypoint_errors,
-                              classify_keypoints, counterpart_indices,
-                              keypoint_similarity, match_predictions,
+from .keypoint_errors import (format_error_table, load_keypoint_predictions,
                               plot_error_comparison)
 from .rate_statistics import dump_json, plot_rate_statistics, write_rate_csv
 from .receptive_field import format_receptive_field_table
 
 __all__ = [
-    'BOX_SOURCES', 'ERROR_TYPES', 'analyze_keypoint_errors',
-    'build_analysis_runner', 'classify_keypoints', 'counterpart_indices',
-    'dump_json', 'format_receptive_field_table', 'keypoint_similarity',
-    'load_analysis_config', 'match_predictions', 'plot_error_comparison',
+    'BOX_SOURCES', 'build_analysis_runner', 'dump_json', 'format_error_table',
+    'format_receptive_field_table', 'load_analysis_config',
+    'load_keypoint_predictions', 'plot_error_comparison',
     'plot_rate_statistics', 'run_analysis_metric', 'write_rate_csv'
 ]

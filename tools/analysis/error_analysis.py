@@ -3,10 +3,11 @@
 
 Classifies every predicted keypoint of the predictions matched to a
 ground-truth person as good, jitter, inversion, swap or miss (see
-:mod:`mmadc.analysis.keypoint_errors` for the matching and the rules),
-prints the proportions, writes ``error_analysis.json`` and plots the
-prediction files side by side like Fig. 5 (``errors_pie.png``,
-``errors_bar.png``).
+:mod:`mmadc.evaluation.functional.keypoint_errors` for the matching and
+the rules), prints the proportions, writes ``error_analysis.json`` and
+plots the prediction files side by side like Fig. 5 (``errors_pie.png``,
+``errors_bar.png``). Inside a test run the same classification is the
+metric :class:`~mmadc.evaluation.KeypointErrorMetric`.
 
 Predictions are COCO keypoint results: mmpose's ``CocoMetric`` writes them
 with ``outfile_prefix`` set, e.g. ``python tools/test.py CONFIG CKPT
@@ -29,11 +30,11 @@ from typing import List, Optional
 
 from mmengine.fileio import dump
 
-from mmadc.analysis.keypoint_errors import (MATCH_OKS, RULES,
-                                            analyze_keypoint_errors,
-                                            format_error_table, load_json,
+from mmadc.analysis.keypoint_errors import (format_error_table, load_json,
                                             load_keypoint_predictions,
                                             plot_error_comparison)
+from mmadc.evaluation.functional.keypoint_errors import (
+    MATCH_OKS, RULES, analyze_keypoint_errors)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -1,4 +1,7 @@
 # Copyright (c) mmadc contributors. All rights reserved.
+from .keypoint_errors import (ERROR_TYPES, analyze_keypoint_errors,
+                              classify_keypoints, counterpart_indices,
+                              keypoint_similarity, match_predictions)
 from .person_size import (MEDIUM_MAX_AREA, SIZE_GROUPS, SIZE_SOURCES,
                           SMALL_MAX_AREA, instance_area, size_group)
 from .receptive_field import ReceptiveFieldStats, receptive_field
@@ -6,6 +9,8 @@ from .running_stats import RunningStats
 from .size_grouped_rates import SizeGroupedRateStats, channel_spread
 
 __all__ = [
+    'ERROR_TYPES', 'analyze_keypoint_errors', 'classify_keypoints',
+    'counterpart_indices', 'keypoint_similarity', 'match_predictions',
     'MEDIUM_MAX_AREA', 'SIZE_GROUPS', 'SIZE_SOURCES', 'SMALL_MAX_AREA',
     'ReceptiveFieldStats', 'RunningStats', 'SizeGroupedRateStats',
     'channel_spread', 'instance_area', 'receptive_field', 'size_group'
