@@ -103,15 +103,54 @@ def make_axis_plan(rates: Tensor, kernel_size: int, in_len: int, stride: int,
     out_len = (in_len + 2 * padding - dilation *
                (kernel_size - 1) - 1) // stride + 1
     taps = torch.arange(-half, half + 1, device=rates.device)
-    # Shifts in float64 whatever the data dtype: the floor must not flip
-    # because of rounding, and this tensor is tiny.
-    shift = (rates.to(torch.float64) * dilation)[:, None] * taps.to(
-        torch.float64)
-    floor = base_row(shift, taps)
-    frac = (shift - floor).to(dtype)
+    if rates.dtype == torch.float64 or dilation * half >= 2**12:
+        shift = (rates.to(torch.float64) * dilation)[:, None] * taps.to(
+            torch.float64)
+        floor = base_row(shift, taps)
+        frac = (shift - floor).to(dtype)
+    else:
+        floor, frac = _exact_float32_taps(rates.float(), dilation * taps)
+        frac = frac.to(dtype)
     return AxisPlan(
         floor.to(torch.int64), frac, taps.to(dtype), in_len, out_len, stride,
         -padding + dilation * half)
+
+
+def _two_sum(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
+    """``a + b`` rounded and its rounding error: ``a + b = s + err``
+    exactly (Knuth's TwoSum)."""
+    total = a + b
+    b_virtual = total - a
+    return total, (a - (total - b_virtual)) + (b - b_virtual)
+
+
+def _exact_float32_taps(rates: Tensor,
+                        factors: Tensor) -> Tuple[Tensor, Tensor]:
+    """:func:`base_row` and the weight of ``rates[:, None] * factors`` for
+    float32 rates and small integer factors, without float64 (slow on most
+    GPUs) and without rounding the product first (the base row must not
+    flip: ``3 * fl(4/3)`` rounds to 4 in float32 but lies below it).
+
+    The rate is split into two halves of 12 significant bits (Veltkamp), so
+    that both partial products are exact in float32 for factors below
+    ``2**12``; their sum ``total + err`` is then exact (TwoSum), which
+    decides the base row; the weight is that sum minus the base row, again
+    kept exact until one final rounding, as rounding the float64 product
+    would give.
+    """
+    split = rates * 4097.
+    high = split - (split - rates)
+    low = rates - high
+    factors = factors.to(torch.float32)
+    total, err = _two_sum(high[:, None] * factors, low[:, None] * factors)
+    floor = torch.floor(total)
+    on_integer = total == floor
+    # below an integer that the rounded sum reached, or exactly on it for a
+    # negative tap (the kink convention of base_row)
+    floor = floor - (on_integer & ((err < 0) | ((err == 0) &
+                                                (factors < 0)))).float()
+    frac, frac_err = _two_sum(total, -floor)
+    return floor, frac + (frac_err + err)
 
 
 class Bags(NamedTuple):

@@ -27,7 +27,10 @@ as a kernel of the ``mmadc::adaptive_dilated_conv2d`` operator.
 On CPU the op is memory-bound next to the convolution (it moves about
 ``k * k`` times the input through memory several times), so samples are
 processed in cache-sized chunks (:data:`CHUNK_BYTES`) with per-thread scratch
-buffers (:class:`_Workspace`).
+buffers (:class:`_Workspace`). On a GPU a chunk is sized by the device's
+memory (:func:`chunk_bytes`), and no float64 is used for float32 rates
+(the sampling plans are exact in float32, see
+:func:`~mmadc.ops.dilated_sampling.make_axis_plan`).
 """
 import math
 import threading
@@ -44,9 +47,23 @@ from .tensor_layout import memory_format
 #: Samples are processed in chunks whose sampled columns take about this many
 #: bytes, so that the temporaries stay cache resident and are recycled by the
 #: allocator: on CPU, fresh multi-MB allocations are dominated by page
-#: faults. On GPUs (caching allocator) chunks only need to bound memory.
+#: faults. On GPUs (caching allocator) chunks only need to bound memory:
+#: there they take :data:`DEVICE_MEMORY_FRACTION` of the device's memory
+#: (the other temporaries of a chunk take about twice as much), so that a
+#: training batch is usually one chunk, i.e. one call per operation.
 CHUNK_BYTES = {'cpu': 16 << 20}
+DEVICE_MEMORY_FRACTION = 1 / 16
 DEFAULT_CHUNK_BYTES = 1 << 30
+
+
+def chunk_bytes(device: torch.device) -> int:
+    """The bytes of sampled columns that one chunk of samples may take."""
+    if device.type in CHUNK_BYTES:
+        return CHUNK_BYTES[device.type]
+    if device.type == 'cuda':
+        total = torch.cuda.get_device_properties(device).total_memory
+        return int(total * DEVICE_MEMORY_FRACTION)
+    return DEFAULT_CHUNK_BYTES
 
 
 class _Workspace(threading.local):
@@ -119,7 +136,7 @@ class _Geometry:
         self.out_h, self.out_w = self.plan_h.out_len, self.plan_w.out_len
         self.num_cols = self.channels * self.kh * self.kw
         self.length = self.out_h * self.out_w
-        budget = CHUNK_BYTES.get(input.device.type, DEFAULT_CHUNK_BYTES)
+        budget = chunk_bytes(input.device)
         per_sample = self.num_cols * self.length * torch.finfo(
             self.sample_dtype).bits // 8
         self.chunk = max(1, min(self.num, budget // max(per_sample, 1)))

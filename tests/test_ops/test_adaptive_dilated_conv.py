@@ -470,6 +470,29 @@ def test_taps_inner_order_is_a_permutation():
     torch.testing.assert_close(inner, first.permute(0, 2, 3, 1, 4))
 
 
+@pytest.mark.parametrize('kernel_size,dilation', [(3, 1), (5, 3), (7, 4)])
+def test_float32_plan_is_exact_without_float64(kernel_size, dilation):
+    """float32 rates get the plan of their exact products (float64 holds
+    them exactly): the same base rows, kinks included, and the weights
+    rounded once. Rates n/m put products within rounding of an integer
+    (3 * fl(4/3) rounds to 4 in float32 but lies below it)."""
+    gen = torch.Generator().manual_seed(kernel_size)
+    rates = torch.cat([
+        6 * torch.rand(20000, generator=gen),
+        torch.randint(0, 40, (5000, ), generator=gen).float() /
+        torch.randint(1, 13, (5000, ), generator=gen).float(),
+        torch.tensor([0., 1., 2., 3., 4 / 3, 1 / 9, -2 / 3])
+    ])
+    got = make_axis_plan(rates, kernel_size, 20, 1, 1, dilation,
+                         torch.float32)
+    half = kernel_size // 2
+    taps = torch.arange(-half, half + 1)
+    shift = rates.double()[:, None] * (dilation * taps).double()
+    floor = torch.where(taps < 0, torch.ceil(shift) - 1, torch.floor(shift))
+    assert torch.equal(got.floor, floor.long())
+    assert torch.equal(got.frac, (shift - floor).float())
+
+
 @pytest.mark.parametrize('stride', [1, 2, 3])
 def test_adjoint_reads_are_the_transpose(stride):
     """<resample(a), g> == <a, adjoint(g)> (no scatter needed)."""
