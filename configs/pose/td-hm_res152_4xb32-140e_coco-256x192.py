@@ -10,5 +10,5 @@ _base_ = ['./td-hm_res50_4xb32-140e_coco-256x192.py']
 model = dict(
     backbone=dict(
         depth=152,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='torchvision://resnet152')))
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet152')))

@@ -11,5 +11,5 @@ _base_ = ['./td-hm_res50_4xb32-140e_coco-384x288.py']
 model = dict(
     backbone=dict(
         depth=152,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='torchvision://resnet152')))
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet152')))

@@ -1,10 +1,13 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """Every pose config under configs/pose parses, follows the paper's recipe
 and its own name, and builds its model (pretrained loading switched off)."""
+import copy
 import glob
 import os.path as osp
 import re
+from typing import Any, Set
 
+import mmpose
 import pytest
 import torch
 from mmengine.config import Config
@@ -132,13 +135,153 @@ def test_config_follows_recipe_and_builds(path):
 def test_demo_adc_config_adds_the_rate_hook_to_the_bases_hooks():
     """The rate hook is on by default in the ADC demos, appended to the
     base's hooks: mmpose's SyncBuffersHook must survive."""
-    demo = osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), 'configs', 'demo')
+    demo = osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+        'configs', 'demo')
     base = Config.fromfile(
         osp.join(demo, 'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py'))
     adc = Config.fromfile(
         osp.join(demo, 'td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py'))
     types = [hook['type'] for hook in adc.custom_hooks]
-    assert types == [h['type'] for h in base.custom_hooks
-                     ] + ['ADCRateLoggerHook']
+    assert types == [h['type']
+                     for h in base.custom_hooks] + ['ADCRateLoggerHook']
     assert 'SyncBuffersHook' in types
+
+
+# What 'mmpose::' refers to (the configs mmpose installs with itself).
+MMPOSE_CONFIGS = osp.join(
+    osp.dirname(mmpose.__file__), '.mim', 'configs', 'body_2d_keypoint',
+    'topdown_heatmap', 'coco')
+# The config of each model in mmpose (8 GPUs, 210 epochs, its own batch).
+MMPOSE_NAMES = {
+    ('res50', '256x192'): 'td-hm_res50_8xb64-210e_coco-256x192.py',
+    ('res50', '384x288'): 'td-hm_res50_8xb64-210e_coco-384x288.py',
+    ('res101', '256x192'): 'td-hm_res101_8xb64-210e_coco-256x192.py',
+    ('res101', '384x288'): 'td-hm_res101_8xb32-210e_coco-384x288.py',
+    ('res152', '256x192'): 'td-hm_res152_8xb32-210e_coco-256x192.py',
+    ('res152', '384x288'): 'td-hm_res152_8xb32-210e_coco-384x288.py',
+    ('hrnet-w32', '256x192'): 'td-hm_hrnet-w32_8xb64-210e_coco-256x192.py',
+    ('hrnet-w32', '384x288'): 'td-hm_hrnet-w32_8xb64-210e_coco-384x288.py',
+    ('hrnet-w48', '256x192'): 'td-hm_hrnet-w48_8xb32-210e_coco-256x192.py',
+    ('hrnet-w48', '384x288'): 'td-hm_hrnet-w48_8xb32-210e_coco-384x288.py',
+}
+RECIPE_BASES = {
+    'res': osp.join(CONFIG_DIR, '_base_', 'simplebaseline_140e_coco.py'),
+    'hrnet': osp.join(CONFIG_DIR, '_base_', 'hrnet_210e_coco.py'),
+}
+BASELINES = [p for p in CONFIGS if NAME.match(_name(p))['layer'] is None]
+VARIANTS = [p for p in CONFIGS if NAME.match(_name(p))['layer'] is not None]
+# Where a baseline may differ from mmpose's config of its model and size:
+# the paper's recipe, nothing else. The pipelines differ in the translation,
+# rotation and scale of RandomBBoxTransform (index 4) and in the codec the
+# target encoder takes (unbiased=False written out).
+RECIPE_PATHS = re.compile(
+    r'(custom_imports|train_cfg/max_epochs|optim_wrapper/optimizer/lr|'
+    r'param_scheduler|auto_scale_lr/base_batch_size|'
+    r'(train|val|test)_dataloader/batch_size|'
+    r'(codec|model/head/decoder)/unbiased|'
+    r'(train_pipeline|train_dataloader/dataset/pipeline)/'
+    r'(4/\w+|6/encoder/unbiased))(/\d+)*$')
+# Where a baseline may differ from its recipe base: the model and the input
+# size (codec, the transforms that take it, the translation as a fraction
+# of the input height) and, with the size, the batch; '/0' etc. are the
+# items of a tuple or list.
+MODEL_AND_SIZE_PATHS = re.compile(
+    r'(model/backbone/[\w/]+|model/head/in_channels|'
+    r'(codec|model/head/decoder)/(input_size|heatmap_size|sigma)|'
+    r'(train|val)_pipeline/\d+/(input_size|encoder/\w+|shift_factor)|'
+    r'(train|val|test)_dataloader/dataset/pipeline/\d+/'
+    r'(input_size|encoder/\w+|shift_factor)|'
+    r'(train|val|test)_dataloader/batch_size|auto_scale_lr/base_batch_size)'
+    r'(/\d+)*$')
+# What an ADC, DC or SAC config changes in its baseline: the backbone's
+# replaced convs.
+LAYER_PATHS = re.compile(
+    r'model/backbone/(type|adc_cfg|adc_cfg/\w+|adc_stages)$')
+
+
+def _differences(ours: Any, theirs: Any, path: str = '') -> Set[str]:
+    """The paths (``key/key/index``) at which two resolved configs differ,
+    ignoring the ``_scope_`` markers that ``mmpose::`` bases add."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        keys = (set(ours) | set(theirs)) - {'_scope_'}
+        found = set()
+        for key in keys:
+            sub = f'{path}/{key}' if path else str(key)
+            if key not in ours or key not in theirs:
+                found.add(sub)
+            else:
+                found |= _differences(ours[key], theirs[key], sub)
+        return found
+    if (isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple))
+            and type(ours) is type(theirs) and len(ours) == len(theirs)):
+        found = set()
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            found |= _differences(a, b, f'{path}/{i}')
+        return found
+    return set() if ours == theirs and type(ours) is type(theirs) else {path}
+
+
+def _resolved(path: str) -> dict:
+    return Config.fromfile(path).to_dict()
+
+
+def test_differences_names_every_changed_leaf():
+    """The differ the tests below rely on: it reports changed, added and
+    removed leaves, list items and tuple-versus-list, and nothing else."""
+    a = dict(x=1, y=dict(z=[1, dict(w=(1, 2))], _scope_='mmpose'), v=[1])
+    assert _differences(a, copy.deepcopy(a)) == set()
+    b = copy.deepcopy(a)
+    b['y']['z'][1]['w'] = [1, 2]
+    b['y']['q'] = 0
+    b['v'] = [1, 2]
+    del b['x']
+    b['y']['_scope_'] = 'mmseg'
+    assert _differences(a, b) == {'x', 'y/q', 'y/z/1/w', 'v'}
+
+
+@pytest.mark.parametrize('path', BASELINES, ids=_name)
+def test_baseline_is_mmposes_config_plus_the_paper_recipe(path):
+    """Each baseline is mmpose's config of the same model and input size
+    (the oracle for the model, data and runtime settings the bases restate
+    or inherit), changed only where the paper's recipe says so."""
+    match = NAME.match(_name(path))
+    size = f"{match['h']}x{match['w']}"
+    theirs = _resolved(
+        osp.join(MMPOSE_CONFIGS, MMPOSE_NAMES[match['backbone'], size]))
+    found = _differences(_resolved(path), theirs)
+    assert {d for d in found if not RECIPE_PATHS.match(d)} == set()
+    assert 'optim_wrapper/optimizer/lr' in found  # the recipe is applied
+
+
+@pytest.mark.parametrize('path', BASELINES, ids=_name)
+def test_baseline_takes_the_recipe_from_its_base(path):
+    """The recipe (schedule, optimiser, augmentation, decoding, test) lives
+    once per family, in configs/pose/_base_: a baseline differs from its
+    family's base only in the model and the input size."""
+    family = 'res' if NAME.match(
+        _name(path))['backbone'].startswith('res') else 'hrnet'
+    found = _differences(_resolved(path), _resolved(RECIPE_BASES[family]))
+    assert {d for d in found if not MODEL_AND_SIZE_PATHS.match(d)} == set()
+
+
+def test_hrnet_recipe_is_the_simplebaseline_recipe_with_its_schedule():
+    found = _differences(
+        _resolved(RECIPE_BASES['hrnet']), _resolved(RECIPE_BASES['res']))
+    assert {d
+            for d in found if not d.startswith('model/')} == {
+                'train_cfg/max_epochs', 'param_scheduler/0/end',
+                'param_scheduler/0/milestones/0',
+                'param_scheduler/0/milestones/1'
+            }
+
+
+@pytest.mark.parametrize('path', VARIANTS, ids=_name)
+def test_layer_config_changes_only_the_baselines_replaced_convs(path):
+    """An ADC (any g), DC or SAC config is its baseline (same model, size,
+    recipe) with the backbone's convs replaced, nothing else."""
+    match = NAME.match(_name(path))
+    baseline = osp.join(CONFIG_DIR,
+                        _name(path).replace(f"-{match['layer']}", '', 1))
+    found = _differences(_resolved(path), _resolved(baseline))
+    assert found and all(LAYER_PATHS.match(d) for d in found), found

@@ -24,11 +24,11 @@ from mmseg.models.backbones import ResNetV1c
 from mmseg.registry import MODELS
 
 import mmadc  # noqa: F401  registers everything, as custom_imports does
+from mmadc.compat.compiled_ops import (MMCV_OPS_FIX, REQUIRED_OPS,
+                                       require_mmcv_ops)
 from mmadc.models import SegResNetADC
 from mmadc.models.backbones import iter_replaced_convs
 from mmadc.ops import AdaptiveDilatedConv2d
-from mmadc.compat.compiled_ops import (MMCV_OPS_FIX, REQUIRED_OPS,
-                                      require_mmcv_ops)
 
 CONFIG_DIR = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
