@@ -483,8 +483,7 @@ def test_float32_plan_is_exact_without_float64(kernel_size, dilation):
         torch.randint(1, 13, (5000, ), generator=gen).float(),
         torch.tensor([0., 1., 2., 3., 4 / 3, 1 / 9, -2 / 3])
     ])
-    got = make_axis_plan(rates, kernel_size, 20, 1, 1, dilation,
-                         torch.float32)
+    got = make_axis_plan(rates, kernel_size, 20, 1, 1, dilation, torch.float32)
     half = kernel_size // 2
     taps = torch.arange(-half, half + 1)
     shift = rates.double()[:, None] * (dilation * taps).double()
