@@ -1,12 +1,13 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Models of mmadc; importing this registers them.
+"""ADC in OpenMMLab models: layers, blocks, backbones; importing registers.
 
-- ``layers``: the comparison conv layers ``'DC'`` and ``'SAC'`` (MMEngine's
-  root MODELS registry).
-- ``backbones``: ``ResNetADC`` and ``HRNetADC`` (mmpose's MODELS registry),
-  ``ResNetADC`` (class ``SegResNetADC``) and ``ResNetV1cADC`` (mmseg's
-  MODELS registry) and the block mechanism that swaps a residual block's
-  3x3 conv.
+The operator layer (:mod:`mmadc.ops`) needs nothing but torch; this package
+is where ADC meets the OpenMMLab codebases. It registers ADC and the
+paper's comparison layers as conv layers, so that a layer config names
+them, and puts them into mmpose's and mmseg's residual blocks, so that a
+config asks for ``ResNetADC`` or ``HRNetADC`` in its own default scope. The
+helpers that find and name a model's ADC layers live here too, so that
+hooks, metrics and analysis tools all address the layers alike.
 """
 # First: stops with the fix where mmcv's compiled ops are missing, before
 # mmpose/mmseg fail on them with less helpful messages.
@@ -27,6 +28,5 @@ def __getattr__(name: str):
 
 
 __all__ = ['DeformableConv2d', 'ScaleAdaptiveConv2d'] + [
-    name for name in _BACKBONES
-    if name not in backbones.MISSING_TASK_BACKBONES
+    name for name in _BACKBONES if name not in backbones.MISSING_TASK_BACKBONES
 ]

@@ -28,9 +28,10 @@ except ImportError:  # built without a compiler: reference path only
     _adc_cpu = None
 
 #: The columns of one block of output rows (and of one channel chunk in the
-#: backward of late stages) take about this many bytes per thread. Measured
-#: on the machine of the README's figures (1 MiB L2 per core): 2 MiB was
-#: 5-16% faster than 1 MiB at ResNet-50's stages 1-2 and even elsewhere.
+#: backward of late stages) take about this many bytes per thread: twice the
+#: L2 of a core of the machine it was tuned on, where it beat 1 MiB at
+#: ResNet-50's early stages and tied elsewhere (README, "How the kernel
+#: gets there").
 BLOCK_BYTES = 2 << 20
 
 

@@ -1,54 +1,16 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """The one mechanism that puts ADC (or DC / SAC) into residual blocks.
 
-A residual block of mmpose or mmseg builds its 3x3 convolution as an
-attribute (``conv2``) with ``build_conv_layer(conv_cfg, ...)``. This module
-rebuilds that attribute from a *layer config* (``adc_cfg``) with the
-hyper-parameters of the conv it replaces, so every other weight of the block
-keeps its module and its state-dict key, and the replaced conv's own
-``weight``/``bias`` keep their names (``conv2.weight``). Nothing of mmpose's
-or mmseg's block or backbone code is copied: the pieces are
-
-- :func:`resolve_layer_cfg`: checks ``adc_cfg`` and turns its ``type`` into
-  a class (``'SAC'`` always means mmadc's scale-adaptive conv, see
-  :data:`LAYER_ALIASES`); errors name the argument.
-- :func:`build_replacement_conv` / :func:`replace_conv`: build the new layer
-  from an existing conv's ``in_channels``, ``out_channels``,
-  ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups`` and
-  ``bias``, copy the existing ``weight``/``bias`` into it and set it in
-  place of the old attribute.
-- :class:`ADCBlockMixin`: put it in front of any block class whose 3x3 conv
-  is an attribute (``adc_conv_name``, default ``'conv2'``); the block then
-  accepts an ``adc_cfg`` keyword and calls :func:`replace_conv` at the end
-  of its ``__init__`` (or later, :meth:`ADCBlockMixin.apply_adc_cfg`).
-  Example (mmseg)::
-
-      from mmseg.models.backbones.resnet import Bottleneck
-
-      class ADCBottleneck(ADCBlockMixin, Bottleneck):
-          pass
-
-      ADCBottleneck(64, 16, adc_cfg=dict(type='ADC'))   # conv2 is ADC
-
-  Backbones whose ``make_res_layer`` forwards extra keywords to the blocks
-  (mmpose's and mmseg's ResNet) pass ``block=ADCBottleneck,
-  adc_cfg=...``; for builders that call ``block(...)`` with a fixed
-  argument list (mmpose's HRNet), build with the ADC block class and call
-  ``apply_adc_cfg`` on the new blocks.
-- :class:`ADCBackboneMixin`: put it in front of the backbone class; its
-  ``init_weights`` restores the identity start of every replaced layer
-  (ADC rates exactly 1, DC offsets / SAC scale predictors zero / one) after
-  the backbone's ``init_cfg`` ran, except for layers whose predictor weights
-  came from the ``Pretrained`` checkpoint.
-- :func:`iter_replaced_convs`: yields ``(name, layer)`` for every replaced
-  conv of a model (e.g. to read ADC's ``last_rates``).
-- :func:`check_adc_stages`: validates the per-stage switches.
-- :class:`ADCResNetMixin`: the ``adc_cfg``/``adc_stages`` handling of a
-  ResNet whose ``make_res_layer`` forwards keywords to its blocks; mmpose's
-  and mmseg's ``ResNetADC`` are ``class ResNetADC(ADCResNetMixin, ResNet)``
-  with their ``ADC_BLOCKS`` mapping (see :func:`adc_block_class`).
-
-This module imports neither mmpose nor mmseg.
+mmpose's and mmseg's residual blocks build their 3x3 convolution as an
+attribute (``conv2``) with ``build_conv_layer``. Rather than copying their
+block and backbone code, mmadc rebuilds that attribute from a layer config
+(``adc_cfg``) with the hyper-parameters and weights of the conv it replaces.
+Every other weight of the block keeps its module and its state-dict key, and
+the replaced conv's ``weight``/``bias`` keep theirs (``conv2.weight``), so
+the ImageNet checkpoints of the baseline configs load unchanged and every
+replaced layer starts as the conv it replaces. Blocks and backbones of
+either library opt in through mixins placed first among their bases; this
+module imports neither mmpose nor mmseg.
 """
 import copy
 import inspect
@@ -393,7 +355,6 @@ class ADCResNetMixin(ADCBackboneMixin):
         stage_cfg = self._adc_pending.pop(0)
         if stage_cfg is not None:
             # The library's ResLayer forwards unknown keywords to the blocks.
-            kwargs['block'] = adc_block_class(kwargs['block'],
-                                              self.ADC_BLOCKS)
+            kwargs['block'] = adc_block_class(kwargs['block'], self.ADC_BLOCKS)
             kwargs['adc_cfg'] = stage_cfg
         return super().make_res_layer(**kwargs)

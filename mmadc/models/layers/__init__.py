@@ -1,16 +1,12 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""The conv layers of mmadc's models, registered on import.
+"""The conv layers a layer config can name, registered on import.
 
-- ``'ADC'`` / ``'AdaptiveDilatedConv2d'``:
-  :class:`~mmadc.ops.AdaptiveDilatedConv2d` (defined in the torch-only
-  operator layer, registered here).
-
-The comparison layers of the paper's Table III:
-
-- ``'DC'`` / ``'DeformableConv2d'``: :class:`DeformableConv2d`.
-- ``'ScaleAdaptiveConv2d'``: :class:`ScaleAdaptiveConv2d`; in ``adc_cfg``
-  also ``'SAC'`` (the root registry's ``'SAC'`` is mmcv's switchable atrous
-  convolution).
+ADC itself is defined in the torch-only operator layer and only registered
+here; the other layers are the comparison layers of the paper's Table III,
+deformable convolution and scale-adaptive convolution. The latter is
+registered as ``'ScaleAdaptiveConv2d'`` because MMEngine's root registry
+already gives ``'SAC'`` to mmcv's switchable atrous convolution; in
+``adc_cfg``, ``'SAC'`` still means the scale-adaptive one.
 """
 from ...ops import AdaptiveDilatedConv2d
 from ...utils.conv_registry import register_conv_layer
