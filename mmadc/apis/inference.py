@@ -1,0 +1,120 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Build a pose or segmentation model for inference with weights that fit.
+
+mmpose's and mmseg's ``init_model`` load a checkpoint with
+``strict=False``: a checkpoint of another model (a baseline checkpoint for
+an ADC config, another depth) only logs a warning and the demo then draws
+the predictions of a half-initialised network. Here the model is built by
+upstream's ``init_model`` without weights, and the checkpoint is loaded
+only if its weights have exactly the model's names and shapes.
+"""
+import re
+from typing import Optional
+
+import torch.nn as nn
+
+from mmadc.utils.checkpoint_file import (CheckpointFileError,
+                                         check_checkpoint_file,
+                                         describe_weight_difference,
+                                         weight_shapes)
+
+from .demo_io import DemoError
+
+
+def load_fitting_weights(model: nn.Module, checkpoint: str,
+                         config: str) -> dict:
+    """Load a checkpoint into a model if its weights fit exactly.
+
+    Args:
+        model (nn.Module): The model built from ``config``.
+        checkpoint (str): The checkpoint file.
+        config (str): The config path, for the message.
+
+    Returns:
+        dict: The checkpoint's ``meta`` (empty if it has none).
+
+    Raises:
+        DemoError: The file is not a checkpoint, or its weights do not fit.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    try:
+        check_checkpoint_file(checkpoint)
+    except (FileNotFoundError, CheckpointFileError) as err:
+        raise DemoError(str(err)) from None
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    # as mmengine's load_checkpoint: weights saved from a DDP wrapper
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    difference = describe_weight_difference(
+        weight_shapes(model.state_dict()), weight_shapes(state))
+    if difference is not None:
+        raise DemoError(f'checkpoint: "{checkpoint}" does not fit the model '
+                        f'of "{config}": {difference}')
+    model.load_state_dict(state)
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _load_config(config: str, cfg_options: Optional[dict]):
+    import os.path as osp
+
+    from mmengine.config import Config
+    if not osp.isfile(config):
+        raise DemoError(f'config: "{config}" does not exist')
+    cfg = Config.fromfile(config)  # imports custom_imports (mmadc)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def init_pose_model(config: str,
+                    checkpoint: str,
+                    device: str = 'cpu',
+                    cfg_options: Optional[dict] = None) -> nn.Module:
+    """mmpose's ``init_model`` with a checkpoint that must fit.
+
+    Args:
+        config (str): An mmpose config file.
+        checkpoint (str): A checkpoint of that config.
+        device (str): Device. Defaults to ``'cpu'``.
+        cfg_options (dict, optional): Config overrides.
+
+    Returns:
+        nn.Module: The pose estimator in eval mode, ``dataset_meta`` from
+        the checkpoint if it records one, else from the config (as
+        mmpose's ``init_model``).
+    """
+    from mmpose.apis import init_model
+    cfg = _load_config(config, cfg_options)
+    model = init_model(cfg, None, device='cpu')
+    meta = load_fitting_weights(model, checkpoint, config)
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return model.to(device).eval()
+
+
+def init_seg_model(config: str,
+                   checkpoint: str,
+                   device: str = 'cpu',
+                   cfg_options: Optional[dict] = None) -> nn.Module:
+    """mmseg's ``init_model`` with a checkpoint that must fit.
+
+    Args:
+        config (str): An mmseg config file.
+        checkpoint (str): A checkpoint of that config.
+        device (str): Device. Defaults to ``'cpu'``.
+        cfg_options (dict, optional): Config overrides.
+
+    Returns:
+        nn.Module: The segmentor in eval mode, ``dataset_meta`` (classes
+        and palette) from the checkpoint if it records one, else
+        Cityscapes'.
+    """
+    from mmseg.apis import init_model
+    from mmseg.utils import get_classes, get_palette
+    cfg = _load_config(config, cfg_options)
+    model = init_model(cfg, None, device='cpu')
+    meta = load_fitting_weights(model, checkpoint, config)
+    model.dataset_meta = meta.get('dataset_meta') or dict(
+        classes=get_classes('cityscapes'), palette=get_palette('cityscapes'))
+    return model.to(device).eval()

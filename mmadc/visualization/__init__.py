@@ -1,0 +1,2 @@
+# Copyright (c) mmadc contributors. All rights reserved.
+"""Visualizers of the upstream stack made to run on its pinned versions."""
