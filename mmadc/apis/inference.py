@@ -17,7 +17,6 @@ from mmadc.utils.checkpoint_file import (CheckpointFileError,
                                          check_checkpoint_file,
                                          describe_weight_difference,
                                          weight_shapes)
-
 from .demo_io import DemoError
 
 

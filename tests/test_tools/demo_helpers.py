@@ -4,7 +4,6 @@ import os.path as osp
 
 import numpy as np
 import torch
-
 from conftest import REPO_ROOT
 
 POSE_ADC_CFG = osp.join(REPO_ROOT, 'configs', 'demo',

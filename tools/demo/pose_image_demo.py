@@ -20,8 +20,8 @@ import mmcv
 import numpy as np
 from mmengine.config import DictAction
 
-from mmadc.apis import (DemoError, check_boxes_inside, init_pose_model,
-                        parse_boxes, plan_outputs, read_image, run_cli_main)
+from mmadc.apis import (check_boxes_inside, init_pose_model, parse_boxes,
+                        plan_outputs, read_image, run_cli_main)
 from mmadc.apis.demo_io import image_id_of, load_detections
 
 
