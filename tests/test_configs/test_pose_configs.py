@@ -169,8 +169,11 @@ RECIPE_BASES = {
     'res': osp.join(CONFIG_DIR, '_base_', 'simplebaseline_140e_coco.py'),
     'hrnet': osp.join(CONFIG_DIR, '_base_', 'hrnet_210e_coco.py'),
 }
-BASELINES = [p for p in CONFIGS if NAME.match(_name(p))['layer'] is None]
-VARIANTS = [p for p in CONFIGS if NAME.match(_name(p))['layer'] is not None]
+# (A config whose name does not parse fails test_config_follows_recipe_and_
+# builds; it is left out here.)
+NAMED = [(p, NAME.match(_name(p))) for p in CONFIGS]
+BASELINES = [p for p, match in NAMED if match and match['layer'] is None]
+VARIANTS = [p for p, match in NAMED if match and match['layer'] is not None]
 # Where a baseline may differ from mmpose's config of its model and size:
 # the paper's recipe, nothing else. The pipelines differ in the translation,
 # rotation and scale of RandomBBoxTransform (index 4) and in the codec the
@@ -188,10 +191,11 @@ RECIPE_PATHS = re.compile(
 # items of a tuple or list.
 MODEL_AND_SIZE_PATHS = re.compile(
     r'(model/backbone/[\w/]+|model/head/in_channels|'
-    r'(codec|model/head/decoder)/(input_size|heatmap_size|sigma)|'
-    r'(train|val)_pipeline/\d+/(input_size|encoder/\w+|shift_factor)|'
-    r'(train|val|test)_dataloader/dataset/pipeline/\d+/'
-    r'(input_size|encoder/\w+|shift_factor)|'
+    r'(codec/|model/head/decoder/|'
+    r'((train|val)_pipeline|(train|val|test)_dataloader/dataset/pipeline)/'
+    r'\d+/(encoder/)?)(input_size|heatmap_size|sigma)|'
+    r'((train|val)_pipeline|(train|val|test)_dataloader/dataset/pipeline)/'
+    r'\d+/shift_factor|'
     r'(train|val|test)_dataloader/batch_size|auto_scale_lr/base_batch_size)'
     r'(/\d+)*$')
 # What an ADC, DC or SAC config changes in its baseline: the backbone's
