@@ -14,8 +14,7 @@ module imports neither mmpose nor mmseg.
 """
 import copy
 import inspect
-from typing import (Dict, Iterator, Optional, Sequence, Set, Tuple, Type,
-                    Union)
+from typing import Dict, Iterator, Optional, Sequence, Set, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
