@@ -104,6 +104,9 @@ class ADCRateSizeMetric(BaseMetric):
         return super().evaluate(size)
 
     def compute_metrics(self, results: list) -> dict:
+        if not results:
+            raise ValueError(f'{type(self).__name__}: no persons were '
+                             'evaluated (an empty dataset?)')
         stats = results[0]
         for part in results[1:]:
             stats.merge(part)

@@ -66,6 +66,9 @@ class ADCReceptiveFieldMetric(BaseMetric):
         return super().evaluate(size)
 
     def compute_metrics(self, results: list) -> dict:
+        if not results:
+            raise ValueError(f'{type(self).__name__}: no samples were '
+                             'evaluated (an empty dataset?)')
         stats = results[0]
         for part in results[1:]:
             stats.merge(part)
