@@ -26,8 +26,8 @@ PACKAGES = ('mmseg', 'mmpose')
 SCRIPTS = ('train', 'test')
 #: First lines of the scripts earlier mmadc versions wrote (before this
 #: module moved from ``mmadc.utils``): still ours to update or remove.
-OWN_MARKERS = (MARKER,
-               '# Installed by mmadc: python -m mmadc.utils.mim_tools')
+LEGACY_MARKER = '# Installed by mmadc: python -m mmadc.utils.mim_tools'
+OWN_MARKERS = (MARKER, LEGACY_MARKER)
 
 TEMPLATE = '''{marker}
 # `mim {script} {package}` runs this file; it calls mmadc's entry point.
@@ -114,8 +114,8 @@ def main() -> None:
     for path in paths:
         print(f'{verb} {path}')
     if not paths:
-        print(f'nothing to {action}: ' + ', '.join(
-            f'{k} {v}' for k, v in status().items()))
+        print(f'nothing to {action}: ' +
+              ', '.join(f'{k} {v}' for k, v in status().items()))
 
 
 if __name__ == '__main__':
