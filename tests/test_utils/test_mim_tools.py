@@ -52,3 +52,22 @@ def test_install_and_uninstall_touch_only_missing_scripts(fake_codebase):
     assert not osp.exists(written[0])
     with open(shipped) as f:
         assert f.read() == '# the package own test script\n'
+
+
+def test_scripts_of_earlier_versions_stay_managed(fake_codebase):
+    """A script written before the module moved to mmadc.compat (its first
+    line names mmadc.utils.mim_tools) is still mmadc's: install rewrites it
+    with the current marker, uninstall removes it."""
+    tools = osp.join(fake_codebase, '.mim', 'tools')
+    os.makedirs(tools)
+    old = osp.join(tools, 'train.py')
+    with open(old, 'w') as f:
+        f.write('# Installed by mmadc: python -m mmadc.utils.mim_tools\n'
+                'from mmadc.entrypoints.train import main\n')
+    assert mim_tools.status(['fakecodebase'])['fakecodebase train.py'] == \
+        'mmadc'
+    assert old in mim_tools.install(['fakecodebase'])
+    with open(old) as f:
+        assert f.readline().rstrip() == mim_tools.MARKER
+    assert old in mim_tools.uninstall(['fakecodebase'])
+    assert not osp.exists(old)
