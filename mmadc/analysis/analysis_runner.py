@@ -104,7 +104,8 @@ def build_analysis_runner(cfg: Config,
     Args:
         cfg (Config): The config.
         metric (dict): The test evaluator's metric config.
-        work_dir (str): The Runner's work directory (its log goes there).
+        work_dir (str): The Runner's work directory: its log and the config
+            it ran (``<timestamp>/`` and ``<timestamp>.py``) go there.
         checkpoint (str, optional): Checkpoint file.
         split (str): ``'val'`` or ``'test'``.
         num_samples (int, optional): Use only the first N samples
@@ -141,7 +142,10 @@ def build_analysis_runner(cfg: Config,
                 'param_scheduler', 'val_dataloader', 'val_cfg',
                 'val_evaluator'):
         cfg[key] = None  # a test run builds none of them
-    runner = Runner.from_cfg(cfg)
+    # Without a file name the Runner dumps the config it ran as
+    # <timestamp>.py: under the config's own name it would overwrite the
+    # user's config when the output directory is the config's folder.
+    runner = Runner.from_cfg(Config(cfg.to_dict()))
     require_adc_layers(runner.model, source)
     if device is not None:
         runner.model.to(device)

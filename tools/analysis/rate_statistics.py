@@ -25,7 +25,8 @@ OUT_DIR:
 - ``plots/rates_<stage>.png``: Fig. 6 of the paper, one subplot per block,
   titled ``ADC_<stage>_<block>``.
 
-The Runner's log goes to a time-stamped folder in OUT_DIR.
+The Runner's log and the config it ran go to OUT_DIR too (``<timestamp>/``,
+``<timestamp>.py``).
 
 Example::
 

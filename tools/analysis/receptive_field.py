@@ -12,7 +12,7 @@ ADC layer, the observed rates and the receptive fields of Eq. 8,
 ``(k * rho - rho + 1)^2`` with ``rho = base dilation * rate``: mean, min
 and max over samples and channels. The table also goes to
 ``receptive_field.json`` in OUT_DIR (and the Runner's log to a
-time-stamped folder there).
+time-stamped folder there, the config it ran beside it).
 
 Example::
 
