@@ -34,5 +34,6 @@ def compatible_visualizer_cfg(cfg: dict) -> dict:
     cfg = dict(cfg)
     if cfg.get('type') in ('PoseLocalVisualizer', 'mmpose.PoseLocalVisualizer',
                            PoseLocalVisualizer):
-        cfg['type'] = NumpyCompatPoseLocalVisualizer
+        # by name, so that a Runner's config stays dumpable
+        cfg['type'] = 'NumpyCompatPoseLocalVisualizer'
     return cfg
