@@ -293,7 +293,7 @@ def _input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr, gx_ptr, H,
     c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     plan = n * G + (pid_c * BLOCK_C) // CPG
     acc = tl.zeros((BLOCK_HW, BLOCK_C), dtype=tl.float32)
-    for i in tl.static_range(KH):
+    for i in range(KH):
         fy = tl.load(fy_ptr + plan * KH + i)
         ay = tl.load(ay_ptr + plan * KH + i)
         # output rows whose tap i reads row h as first (weight 1 - ay) or
@@ -304,7 +304,7 @@ def _input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr, gx_ptr, H,
         ho1 = num1 // stride_h
         vy0 = (num0 >= 0) & (ho0 * stride_h == num0) & (ho0 < Ho)
         vy1 = (num1 >= 0) & (ho1 * stride_h == num1) & (ho1 < Ho)
-        for j in tl.static_range(KW):
+        for j in range(KW):
             fx = tl.load(fx_ptr + plan * KW + j)
             ax = tl.load(ax_ptr + plan * KW + j)
             num0 = w - base_w - fx
@@ -381,7 +381,7 @@ def unsupported_reason(input: Tensor,
         if dtype not in DTYPES:
             return ('the triton kernels take float32/float16/bfloat16, '
                     f'{name} is {dtype}')
-    if input.dim() != 4 or input.shape[0] == 0:
+    if input.shape[0] == 0:
         return 'the batch is empty'
     num, channels, height, width = input.shape
     out_channels, taps = (channels,

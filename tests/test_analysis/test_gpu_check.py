@@ -129,6 +129,30 @@ def test_layer_timing_report_on_cpu(gpu_check):
     assert all('skipped' in e for e in skipped) and len(skipped) == 4
 
 
+def test_table_prints_every_section(gpu_check, capsys):
+    shape = gpu_check.benchmark_adc.Shape('tiny', 4, 5, 4, 1)
+    report = dict(
+        environment=gpu_check.environment(),
+        correctness=gpu_check.correctness(CPU, ('reference', )),
+        layers=gpu_check.layers(CPU, ['reference'], 1, 1, 0, float('inf'),
+                                [shape])[:1] +
+        [dict(shape='late', dtype='float32', skipped='time budget')],
+        training=[
+            dict(
+                config='configs/pose/a.py',
+                impl='reference',
+                images_per_s=10.,
+                throughput_vs_baseline=1.,
+                memory_mb=None)
+        ])
+    assert set(report['environment']) >= {'torch', 'cuda', 'triton'}
+    gpu_check.print_table(report)
+    text = capsys.readouterr().out
+    assert 'g1/float32' in text and 'adc-reference=' in text
+    assert 'skipped: time budget' in text and 'a.py' in text
+    assert 'triton' in text and 'not applicable' in text
+
+
 def test_json_keeps_an_existing_file(gpu_check, tmp_path):
     path = tmp_path / 'sub' / 'report.json'
     gpu_check.write_json({'a': 1}, str(path), overwrite=False)

@@ -1,5 +1,5 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Benchmark full training steps of a pose model with and without ADC.
+"""Benchmark full training steps of pose models with and without ADC.
 
 Builds each config's model with mmpose's registry (random weights: the
 ImageNet ``init_cfg`` is dropped, nothing is downloaded) and its optimizer
@@ -8,11 +8,14 @@ backward and optimizer step) on a synthetic batch of the config's input size
 with random target heatmaps. Reports the median step time, images per
 second and the peak memory one step adds (CUDA: peak allocated; CPU: peak
 resident set size, see :func:`mmadc.analysis.benchmarking.peak_memory_mb`),
-plus each model's ratios to the first (the baseline).
+plus each model's ratios to its baseline: the closest config before it
+whose backbone is not an ADC one (SimpleBaseline-ResNet-50 for ResNet-50-ADC,
+HRNet-W32 for HRNet-W32-ADC by default), and to the first config.
 
 Examples::
 
-    # SimpleBaseline-ResNet-50 at 256x192, batch 8, on this machine's CPU
+    # SimpleBaseline-ResNet-50 and HRNet-W32 at 256x192, without and with
+    # ADC, batch 8, on this machine's CPU
     python tools/analysis/benchmark_model.py --threads 2
     # GPU, batch 64, bfloat16 autocast
     python tools/analysis/benchmark_model.py --device cuda --batch 64 --amp
@@ -32,10 +35,15 @@ from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
 from mmadc.ops import adc_implementation
 from mmadc.ops.native_cpu import native_cpu_available
 
-DEFAULT_CONFIGS = [
+RESNET50_CONFIGS = [
     'configs/pose/td-hm_res50_4xb32-140e_coco-256x192.py',
     'configs/pose/td-hm_res50-adc_4xb32-140e_coco-256x192.py',
 ]
+HRNET_W32_CONFIGS = [
+    'configs/pose/td-hm_hrnet-w32_4xb32-210e_coco-256x192.py',
+    'configs/pose/td-hm_hrnet-w32-adc_4xb32-210e_coco-256x192.py',
+]
+DEFAULT_CONFIGS = RESNET50_CONFIGS + HRNET_W32_CONFIGS
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,8 +53,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'configs',
         nargs='*',
         default=DEFAULT_CONFIGS,
-        help='top-down heatmap configs; the first is the baseline '
-        '(default: SimpleBaseline-ResNet-50 without and with ADC, 256x192)')
+        help='top-down heatmap configs; an ADC model is compared with the '
+        'closest non-ADC config before it (default: SimpleBaseline-ResNet-50 '
+        'and HRNet-W32, each without and with ADC, 256x192)')
     add_common_arguments(parser)
     parser.add_argument(
         '--amp',
@@ -83,17 +92,18 @@ def synthetic_batch(cfg: Config, batch: int, gen: torch.Generator) -> dict:
     inputs, samples = [], []
     for _ in range(batch):
         inputs.append(
-            torch.randint(0, 256, (3, height, width), generator=gen,
-                          dtype=torch.uint8))
+            torch.randint(
+                0, 256, (3, height, width), generator=gen, dtype=torch.uint8))
         sample = PoseDataSample(
             gt_fields=PixelData(
-                heatmaps=torch.rand(keypoints, hm_height, hm_width,
-                                    generator=gen)),
+                heatmaps=torch.rand(
+                    keypoints, hm_height, hm_width, generator=gen)),
             gt_instance_labels=InstanceData(
                 keypoint_weights=torch.ones(1, keypoints)))
         sample.set_metainfo(
-            dict(input_size=(width, height), heatmap_size=(hm_width,
-                                                           hm_height)))
+            dict(
+                input_size=(width, height),
+                heatmap_size=(hm_width, hm_height)))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -119,6 +129,23 @@ def benchmark_config(path: str, args: argparse.Namespace) -> dict:
         memory_mb=peak_memory_mb(step, device))
 
 
+def compare_to_baselines(results: List[dict]) -> None:
+    """Add each result's ratios to its baseline (the closest result before
+    it, itself included, whose backbone is not an ADC one; the first if
+    none) and to the first result, and name its baseline."""
+    first = baseline = results[0]
+    for r in results:
+        if not r['backbone'].endswith('ADC'):
+            baseline = r
+        r['baseline'] = baseline['config']
+        for name, base in (('first', first), ('baseline', baseline)):
+            r[f'throughput_vs_{name}'] = (
+                r['images_per_s'] / base['images_per_s'])
+            r[f'memory_vs_{name}'] = (None if r['memory_mb'] is None
+                                      or not base['memory_mb'] else
+                                      r['memory_mb'] / base['memory_mb'])
+
+
 def benchmark(args: argparse.Namespace) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -130,12 +157,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         raise SystemExit(f'--steps must be >= 1, got {args.steps}')
     with adc_implementation(args.impl):
         results = [benchmark_config(path, args) for path in args.configs]
-    base = results[0]
-    for r in results:
-        r['throughput_vs_first'] = r['images_per_s'] / base['images_per_s']
-        r['memory_vs_first'] = (
-            None if r['memory_mb'] is None or not base['memory_mb'] else
-            r['memory_mb'] / base['memory_mb'])
+    compare_to_baselines(results)
     device = (
         torch.cuda.get_device_name()
         if args.device == 'cuda' else f'cpu x{torch.get_num_threads()}')
@@ -158,17 +180,17 @@ def print_table(report: dict) -> None:
           f"amp={setup['amp']} impl={setup['impl']} (native CPU kernel "
           f"built: {setup['native_cpu_kernel']}) steps={setup['steps']} "
           f"(median) warmup={setup['warmup']}")
-    header = (f"{'config':<58}{'step ms':>10}{'img/s':>9}{'vs 1st':>8}"
-              f"{'peak MB':>9}{'vs 1st':>8}")
+    header = (f"{'config':<58}{'step ms':>10}{'img/s':>9}{'vs base':>9}"
+              f"{'peak MB':>9}{'vs base':>9}")
     print(header)
     print('-' * len(header))
     for r in report['results']:
         memory = '-' if r['memory_mb'] is None else f"{r['memory_mb']:.0f}"
-        memory_ratio = ('-' if r['memory_vs_first'] is None else
-                        f"{r['memory_vs_first']:.2f}")
+        memory_ratio = ('-' if r['memory_vs_baseline'] is None else
+                        f"{r['memory_vs_baseline']:.2f}")
         print(f"{r['config'].split('/')[-1]:<58}{r['step_ms']:>10.1f}"
-              f"{r['images_per_s']:>9.2f}{r['throughput_vs_first']:>8.2f}"
-              f'{memory:>9}{memory_ratio:>8}')
+              f"{r['images_per_s']:>9.2f}{r['throughput_vs_baseline']:>9.2f}"
+              f'{memory:>9}{memory_ratio:>9}')
 
 
 def main(argv: Optional[List[str]] = None) -> None:

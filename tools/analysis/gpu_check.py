@@ -299,7 +299,7 @@ def training(impls, batch: int) -> List[dict]:
     results = []
     for impl in impls:
         args = argparse.Namespace(
-            configs=benchmark_model.DEFAULT_CONFIGS,
+            configs=benchmark_model.RESNET50_CONFIGS,
             batch=batch,
             device='cuda',
             impl=impl,
@@ -356,13 +356,10 @@ def print_table(report: dict) -> None:
               f'{ratios}  | {memory}')
     print('\ntraining step, SimpleBaseline-ResNet-50')
     for r in report['training']:
-        if 'skipped' in r:
-            print(f"  skipped: {r['skipped']}")
-            continue
-        print(
-            f"  {r['config'].split('/')[-1]:<58}{r['impl']:<10}"
-            f"{r['images_per_s']:>8.1f} img/s  x{r['throughput_vs_first']:.2f}"
-            f"  {_fmt(r['memory_mb'], '.0f')} MB")
+        print(f"  {r['config'].split('/')[-1]:<58}{r['impl']:<10}"
+              f"{r['images_per_s']:>8.1f} img/s  "
+              f"x{r['throughput_vs_baseline']:.2f}  "
+              f"{_fmt(r['memory_mb'], '.0f')} MB")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
