@@ -22,6 +22,11 @@ import sys
 import pytest
 import torch
 
+try:
+    import triton
+except ImportError:  # the tests skip, see pytestmark
+    triton = None
+
 from mmadc.ops import adc_implementation, implementations
 
 
@@ -182,6 +187,69 @@ def test_unsupported_calls_raise_one_line(results):
     with adc_implementation('triton'), pytest.raises(
             RuntimeError, match='need a CUDA input .*TRITON_INTERPRET=1'):
         implementations.resolve_implementation(x, x.dtype)
+
+
+def _compile_for_sm90(kernel, pointers, constants):
+    """Compile ``kernel`` ahead of time for an sm_90 GPU (no GPU needed):
+    pointer arguments of the given types, the other runtime arguments
+    int32."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    signature, constexprs = {}, {}
+    for index, (name,
+                param) in enumerate(zip(kernel.arg_names, kernel.params)):
+        if param.is_constexpr:
+            signature[name] = 'constexpr'
+            constexprs[(index, )] = constants[name]
+        else:
+            signature[name] = pointers.get(name, 'i32')
+    return triton.compile(
+        ASTSource(kernel, signature, constexprs),
+        target=GPUTarget('cuda', 90, 32))
+
+
+@pytest.mark.parametrize('kernel,dtype,extra', [
+    ('_forward_kernel', 'bfloat16', dict(HAS_BIAS=True)),
+    ('_weight_grad_kernel', 'float32', {}),
+    ('_rate_grad_kernel', 'float16', {}),
+    ('_input_grad_kernel', 'bfloat16', dict(BLOCK_C=32, USE_DOT=True)),
+    ('_input_grad_kernel', 'float32', dict(BLOCK_C=2, USE_DOT=False)),
+])
+def test_kernels_compile_for_a_gpu(kernel, dtype, extra):
+    """The interpreter runs the kernels' Python, not Triton's compiler: the
+    compiled path (types, constexpr branches, tl.dot's operand rules) is
+    checked by compiling each kernel to an sm_90 binary here."""
+    from mmadc.ops import triton_kernels
+    if triton_kernels.INTERPRETED:
+        pytest.skip('this process interprets triton (TRITON_INTERPRET=1)')
+    tl_dtype = triton_kernels._TL_DTYPES[getattr(torch, dtype)]
+    data = {'float32': '*fp32', 'bfloat16': '*bf16', 'float16': '*fp16'}[dtype]
+    pointers = dict(
+        x_ptr='*fp32',
+        ay_ptr='*fp32',
+        ax_ptr='*fp32',
+        part_ptr='*fp32',
+        gx_ptr='*fp32',
+        fy_ptr='*i32',
+        fx_ptr='*i32',
+        w_ptr=data,
+        b_ptr=data,
+        g_ptr=data,
+        out_ptr=data)
+    constants = dict(
+        KH=3,
+        KW=3,
+        GEMM_DTYPE=tl_dtype,
+        PRECISION='tf32' if dtype == 'float32' else 'ieee',
+        EMULATE=False,
+        BLOCK_P=64,
+        BLOCK_CO=32,
+        BLOCK_K=32,
+        BLOCK_HW=64,
+        **extra)
+    compiled = _compile_for_sm90(
+        getattr(triton_kernels, kernel), pointers, constants)
+    assert compiled.asm['cubin']
 
 
 def _float64_error():
