@@ -1,6 +1,8 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 import os
 import os.path as osp
+import shutil
+import sys
 import warnings
 
 from setuptools import find_packages, setup
@@ -72,6 +74,36 @@ def parse_requirements(fname: str) -> list:
         lines = (line.split('#', 1)[0].strip() for line in f)
         return [line for line in lines if line]
 
+
+def add_mim_extension() -> None:
+    """Place configs, tools and model-index.yml under mmadc/.mim, where
+    ``mim search/train/test mmadc`` look for them (OpenMMLab packaging, as
+    mmpose's setup.py): symlinks for an editable install, copies for a
+    wheel or sdist. mmadc/.mim holds nothing else (git-ignored)."""
+    if {'develop', 'editable_wheel'} & set(sys.argv):
+        mode = 'symlink'
+    elif {'sdist', 'bdist_wheel', 'build', 'build_py'} & set(sys.argv):
+        mode = 'copy'
+    else:
+        return
+    mim_path = osp.join(HERE, 'mmadc', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in ('configs', 'tools', 'model-index.yml'):
+        src, tar = osp.join(HERE, name), osp.join(mim_path, name)
+        if osp.islink(tar) or osp.isfile(tar):
+            os.remove(tar)
+        elif osp.isdir(tar):
+            shutil.rmtree(tar)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_path), tar)
+        elif osp.isdir(src):
+            shutil.copytree(src, tar, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, tar)
+
+
+add_mim_extension()
 
 with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
     long_description = f.read()
