@@ -294,7 +294,7 @@ def draw(panels: List[dict], image: np.ndarray, out_file: str) -> None:
                 f'rates (mean {np.mean(stage["rates"]):.2f})', fontsize=7)
             hist.tick_params(labelsize=6)
     fig.tight_layout()
-    fig.savefig(out_file, dpi=80)
+    fig.savefig(out_file, dpi=72)
     plt.close(fig)
 
 
