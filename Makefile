@@ -1,6 +1,7 @@
 # The two commands of README.md's quick start:
 #   make demo   set up .venv (first time ~20 min: mmcv compiles) and run the main job
-#   make lint   set up .venv and check the style (setup.cfg); CI runs it first
+#   make lint   set up .venv and check the style (setup.cfg, .clang-format);
+#               CI runs it first
 #   make test   set up .venv and run the test suite, then the operator and
 #               layer tests again on the lowest supported torch (.venv-torch-min)
 VENV ?= .venv
@@ -18,12 +19,14 @@ env-torch-min:
 demo: env
 	$(PYTHON) tools/run_demo.py
 
-# The style settings are setup.cfg's; `isort` and `yapf -i` fix findings.
+# The style settings are setup.cfg's and .clang-format's; `isort`, `yapf -i`
+# and `clang-format -i` fix findings.
 LINT_PATHS := mmadc tools tests configs setup.py
 lint: env
 	$(PYTHON) -m flake8 $(LINT_PATHS)
 	$(PYTHON) -m isort --check-only --diff $(LINT_PATHS)
 	$(PYTHON) -m yapf --diff --recursive $(LINT_PATHS)
+	$(VENV)/bin/clang-format --dry-run --Werror mmadc/ops/csrc/*.cpp
 
 test: env env-torch-min
 	$(PYTHON) -m pytest tests

@@ -45,7 +45,7 @@
 // The innermost loops are also compiled for AVX-512 (x86-64-v4) and for
 // AVX2 + FMA (x86-64-v3), the best picked when the library loads; the
 // default build stays portable (GCC function multiversioning, x86-64 with
-// glibc only). Measured: v4 10% faster than v3 at ResNet-50's stage 1.
+// glibc only); README's kernel paragraph has the measured difference.
 // MMADC_ADC_PORTABLE builds the default only (the tests compare it too).
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__GLIBC__) && !defined(MMADC_ADC_PORTABLE)
@@ -325,10 +325,9 @@ void horizontal_rows(const AxisTap<T>& h, const T* s0, const T* s1, T* hout,
                       (rows - 1) * out_w + h.hi);
   } else {
     for (int64_t r = 0; r < rows; ++r)
-      horizontal_run<T>(hout + r * out_w,
-                        dout == nullptr ? nullptr : dout + r * out_w,
-                        s0 + r * wq + b0, s1 + r * wq + b1, w0, w1, h.lo,
-                        h.hi);
+      horizontal_run<T>(
+          hout + r * out_w, dout == nullptr ? nullptr : dout + r * out_w,
+          s0 + r * wq + b0, s1 + r * wq + b1, w0, w1, h.lo, h.hi);
   }
   auto edge_column = [&](int64_t x) {
     const bool in0 = x + b0 >= 0 && x + b0 < wq;
@@ -377,8 +376,7 @@ void horizontal_adjoint_rows(const AxisTap<T>& h, T* g0, T* g1, T* u,
 
 // The window rows of a channel that are inside its phase planes.
 template <typename T>
-std::pair<int64_t, int64_t> rows_inside(const ChannelTaps<T>& t,
-                                        int64_t hq) {
+std::pair<int64_t, int64_t> rows_inside(const ChannelTaps<T>& t, int64_t hq) {
   const int64_t lo = std::clamp<int64_t>(0, t.r0, t.r1);
   return {lo, std::clamp(hq, lo, t.r1)};
 }
@@ -439,8 +437,8 @@ void build_columns(const Geometry& g, const PlaneRates& pr,
 template <typename T>
 void pull_back_columns(const Geometry& g, const PlaneRates& pr,
                        const Planes<const T*>& image, const T* col_grad,
-                       int64_t ld, const Span& s,
-                       const Planes<T*>* grad_image, double* grad_rate) {
+                       int64_t ld, const Span& s, const Planes<T*>* grad_image,
+                       double* grad_rate) {
   thread_local ChannelTaps<T> t;
   // ubuf[k]: the vertical adjoints' shares of neighbour k
   thread_local RowBuffers<T> hbuf, dbuf, ubuf[2];
@@ -519,7 +517,10 @@ bool use_onednn = true;  // switched by set_onednn (tests cover both paths)
 at::Tensor gemm_nt(const at::Tensor& a, const at::Tensor& b) {
   const c10::OperatorHandle* op = onednn_linear();
   if (use_onednn && op != nullptr && a.scalar_type() == at::kFloat) {
-    torch::jit::Stack stack{a, b, c10::IValue(), std::string("none"),
+    torch::jit::Stack stack{a,
+                            b,
+                            c10::IValue(),
+                            std::string("none"),
                             c10::List<c10::optional<at::Scalar>>(),
                             c10::IValue()};
     op->callBoxed(&stack);
@@ -533,9 +534,9 @@ Geometry make_geometry(const at::Tensor& input, const at::Tensor& weight,
                        at::IntArrayRef padding, at::IntArrayRef dilation) {
   TORCH_CHECK(input.dim() == 4 && weight.dim() == 4 && rates.dim() == 2,
               "adc_cpu: expected 4-D input and weight and 2-D rates");
-  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 &&
-                  dilation.size() == 2,
-              "adc_cpu: stride, padding and dilation must be pairs");
+  TORCH_CHECK(
+      stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+      "adc_cpu: stride, padding and dilation must be pairs");
   Geometry g;
   g.num = input.size(0);
   g.channels = input.size(1);
@@ -553,10 +554,9 @@ Geometry make_geometry(const at::Tensor& input, const at::Tensor& weight,
   g.dw = dilation[1];
   g.out_h = (g.height + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
   g.out_w = (g.width + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
-  TORCH_CHECK(weight.size(1) == g.channels && g.kh % 2 == 1 &&
-                  g.kw % 2 == 1 && rates.size(0) == g.num &&
-                  g.groups > 0 && g.channels % g.groups == 0 &&
-                  g.out_h > 0 && g.out_w > 0,
+  TORCH_CHECK(weight.size(1) == g.channels && g.kh % 2 == 1 && g.kw % 2 == 1 &&
+                  rates.size(0) == g.num && g.groups > 0 &&
+                  g.channels % g.groups == 0 && g.out_h > 0 && g.out_w > 0,
               "adc_cpu: inconsistent shapes");
   return g;
 }
@@ -664,7 +664,11 @@ at::Tensor from_phase_planes(const at::Tensor& planes, const Geometry& g) {
 
 template <typename P>
 Planes<P> planes_of(P data, const Geometry& g) {
-  return {data, g.channels, g.sh, g.sw, ceil_div(g.height, g.sh),
+  return {data,
+          g.channels,
+          g.sh,
+          g.sw,
+          ceil_div(g.height, g.sh),
           ceil_div(g.width, g.sw)};
 }
 
@@ -710,8 +714,8 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
     rows = (flat_rows + blocks - 1) / blocks;
     blocks = (flat_rows + rows - 1) / rows;
   }
-  at::Tensor col_buf = at::empty({threads, g.cols() * rows * g.out_w},
-                                 out2.options());
+  at::Tensor col_buf =
+      at::empty({threads, g.cols() * rows * g.out_w}, out2.options());
   // Worker threads start with default thread-local state; give them the
   // caller's (inference mode, grad mode) for the tensor ops they run.
   const at::ThreadLocalState state;
@@ -727,8 +731,8 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
         build_columns<T>(g, pb.pr, pb.image, s, col + offset, len);
       });
       const at::Tensor res = gemm_nt(
-          pb.wmat, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len})
-                       .t());
+          pb.wmat,
+          col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len}).t());
       for_each_segment(g, q0, q1, [&](const Span& s, int64_t offset) {
         const int64_t part = (s.y1 - s.y0) * g.out_w;
         at::Tensor dst = out2[s.n].narrow(1, s.y0 * g.out_w, part);
@@ -750,8 +754,8 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
   const Geometry g =
       make_geometry(input_, weight_, rates, stride, padding, dilation);
   const at::Tensor input = input_.detach().contiguous();
-  at::Tensor out = at::empty({g.num, g.out_channels, g.out_h, g.out_w},
-                             input.options());
+  at::Tensor out =
+      at::empty({g.num, g.out_channels, g.out_h, g.out_w}, input.options());
   if (g.num == 0) return out;
   at::Tensor out2 = out.view({g.num, g.out_channels, g.pixels()});
   c10::optional<at::Tensor> bias;
@@ -815,8 +819,8 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
       const int64_t len = (q1 - q0) * g.out_w;
       std::vector<at::Tensor> parts;
       for_each_segment(g, q0, q1, [&](const Span& s, int64_t) {
-        parts.push_back(grad_out[s.n].narrow(1, s.y0 * g.out_w,
-                                             (s.y1 - s.y0) * g.out_w));
+        parts.push_back(
+            grad_out[s.n].narrow(1, s.y0 * g.out_w, (s.y1 - s.y0) * g.out_w));
       });
       const at::Tensor go = at::cat(parts, 1);  // (C_out, len)
       if (grads.weight) {
@@ -898,14 +902,14 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
   const Geometry& g = pb.g;
   const int64_t taps = g.kh * g.kw, pixels = g.num * g.pixels();
   // (C_out, N * H_out * W_out)
-  const at::Tensor go = grad_out.permute({1, 0, 2}).reshape(
-      {g.out_channels, pixels});
+  const at::Tensor go =
+      grad_out.permute({1, 0, 2}).reshape({g.out_channels, pixels});
   const at::Tensor wmat_t = pb.wmat.t();
   if (grads.weight)
     grads.weight_grad = at::empty({g.out_channels, g.cols()}, go.options());
   const int64_t threads = at::get_num_threads();
-  at::Tensor col_buf = at::empty({threads, chunk * taps * pixels},
-                                 go.options());
+  at::Tensor col_buf =
+      at::empty({threads, chunk * taps * pixels}, go.options());
   const auto grad_image = planes_of<T*>(grads.input, g);
   const at::ThreadLocalState state;  // see forward_row_blocks
   at::parallel_for(
@@ -944,15 +948,11 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
 }
 
 // Returns {grad_input, grad_weight, grad_rates} (undefined when not needed).
-std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
-                                 const at::Tensor& input_,
-                                 const at::Tensor& weight_,
-                                 const at::Tensor& rates,
-                                 at::IntArrayRef stride,
-                                 at::IntArrayRef padding,
-                                 at::IntArrayRef dilation, bool need_input,
-                                 bool need_weight, bool need_rates,
-                                 int64_t block_bytes) {
+std::vector<at::Tensor> backward(
+    const at::Tensor& grad_out_, const at::Tensor& input_,
+    const at::Tensor& weight_, const at::Tensor& rates, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, bool need_input,
+    bool need_weight, bool need_rates, int64_t block_bytes) {
   const Geometry g =
       make_geometry(input_, weight_, rates, stride, padding, dilation);
   const at::Tensor input = input_.detach().contiguous();
@@ -974,8 +974,7 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_out_,
         need_input ? grad_input.data_ptr<scalar_t>() : nullptr,
         need_rates ? grad_rho.data_ptr<double>() : nullptr, need_weight,
         at::Tensor()};
-    const int64_t chunk =
-        channels_per_chunk(g, sizeof(scalar_t), block_bytes);
+    const int64_t chunk = channels_per_chunk(g, sizeof(scalar_t), block_bytes);
     if (chunk > 0)
       backward_channel_chunks(pb, grad_out, chunk, grads);
     else
@@ -1011,14 +1010,16 @@ std::string backward_schedule(const at::Tensor& input,
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Native CPU kernels of adaptive dilated convolution (mmadc).";
-  m.def("set_onednn", [](bool on) { use_onednn = on; },
-        "Use oneDNN for float32 GEMMs when available (default true)");
-  m.def("has_onednn", []() { return onednn_linear() != nullptr; },
-        "Whether PyTorch provides the oneDNN matmul operator");
+  m.def(
+      "set_onednn", [](bool on) { use_onednn = on; },
+      "Use oneDNN for float32 GEMMs when available (default true)");
+  m.def(
+      "has_onednn", []() { return onednn_linear() != nullptr; },
+      "Whether PyTorch provides the oneDNN matmul operator");
   m.def("forward", &forward, "ADC forward (CPU, float32/float64)",
-        py::arg("input"), py::arg("weight"), py::arg("rates"),
-        py::arg("bias"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("block_bytes"));
+        py::arg("input"), py::arg("weight"), py::arg("rates"), py::arg("bias"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("block_bytes"));
   m.def("backward", &backward, "ADC input/weight/rate gradients (CPU)",
         py::arg("grad_out"), py::arg("input"), py::arg("weight"),
         py::arg("rates"), py::arg("stride"), py::arg("padding"),
