@@ -55,7 +55,11 @@ def run_cli(args: List[str], cwd: str, timeout: int = 600):
     """Run a command like a user would, failing with its output shown."""
     env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2')
     proc = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True,
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}\n'

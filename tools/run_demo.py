@@ -28,14 +28,30 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CFG_DIR = 'configs/demo'
 
 JOBS = [
-    dict(task='pose', package='mmpose', metric='coco/AP', adc=False,
-         config='td-hm_res18_1xb32-40e_synthetic-coco-128x96.py'),
-    dict(task='pose', package='mmpose', metric='coco/AP', adc=True,
-         config='td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py'),
-    dict(task='seg', package='mmseg', metric='mIoU', adc=False,
-         config='fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py'),
-    dict(task='seg', package='mmseg', metric='mIoU', adc=True,
-         config='fcn_r18-d8-adc_1xb4-200iter_synthetic-cityscapes-128x128.py'),
+    dict(
+        task='pose',
+        package='mmpose',
+        metric='coco/AP',
+        adc=False,
+        config='td-hm_res18_1xb32-40e_synthetic-coco-128x96.py'),
+    dict(
+        task='pose',
+        package='mmpose',
+        metric='coco/AP',
+        adc=True,
+        config='td-hm_res18-adc_1xb32-40e_synthetic-coco-128x96.py'),
+    dict(
+        task='seg',
+        package='mmseg',
+        metric='mIoU',
+        adc=False,
+        config='fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py'),
+    dict(
+        task='seg',
+        package='mmseg',
+        metric='mIoU',
+        adc=True,
+        config='fcn_r18-d8-adc_1xb4-200iter_synthetic-cityscapes-128x128.py'),
 ]
 GENERATORS = {
     'pose': ('generate_synthetic_coco.py', 'data/synthetic_coco'),
@@ -106,8 +122,10 @@ def run_job(job: dict, parent: str) -> dict:
     subprocess.run(cmd, check=True)
     minutes = (time.time() - start) / 60
     value = last_metrics(work_dir).get(job['metric'])
-    print(f'[demo] {job["task"]} done in {minutes:.1f} min: '
-          f'{job["metric"]} = {value}', flush=True)
+    print(
+        f'[demo] {job["task"]} done in {minutes:.1f} min: '
+        f'{job["metric"]} = {value}',
+        flush=True)
     return dict(
         task=job['task'],
         adc=job['adc'],

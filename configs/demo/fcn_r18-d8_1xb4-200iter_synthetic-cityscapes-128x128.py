@@ -3,8 +3,10 @@
 #
 # Data: python tools/dataset_converters/generate_synthetic_cityscapes.py
 #       data/synthetic_cityscapes   (tools/run_demo.py does this for you)
-# Train: mim train mmseg configs/demo/fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py
-#    or: python tools/train.py configs/demo/fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py
+# Train: mim train mmseg \
+#        configs/demo/fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py
+#    or: python tools/train.py \
+#        configs/demo/fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     'mmseg::_base_/datasets/cityscapes.py',

@@ -3,8 +3,10 @@
 #
 # Data: python tools/dataset_converters/generate_synthetic_coco.py
 #       data/synthetic_coco   (tools/run_demo.py does this for you)
-# Train: mim train mmpose configs/demo/td-hm_res18_1xb32-40e_synthetic-coco-128x96.py
-#    or: python tools/train.py configs/demo/td-hm_res18_1xb32-40e_synthetic-coco-128x96.py
+# Train: mim train mmpose \
+#        configs/demo/td-hm_res18_1xb32-40e_synthetic-coco-128x96.py
+#    or: python tools/train.py \
+#        configs/demo/td-hm_res18_1xb32-40e_synthetic-coco-128x96.py
 _base_ = ['mmpose::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['mmadc'], allow_failed_imports=False)
@@ -27,7 +29,9 @@ auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(
-        type='CheckpointHook', interval=10, save_best='coco/AP',
+        type='CheckpointHook',
+        interval=10,
+        save_best='coco/AP',
         rule='greater'))
 log_processor = dict(window_size=10)
 # single-process CPU runs and gloo for multi-process CPU runs

@@ -35,9 +35,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help='print exactly one JSON object on stdout instead of a table')
 
 
-def time_rounds_ms(fns: Dict[str, Callable[[], object]],
-                   device: torch.device, repeat: int,
-                   warmup: int) -> Dict[str, List[float]]:
+def time_rounds_ms(fns: Dict[str, Callable[[], object]], device: torch.device,
+                   repeat: int, warmup: int) -> Dict[str, List[float]]:
     """Wall times of each function in milliseconds, timed in turns.
 
     Round ``i`` times every function once, back to back, and gives element
@@ -61,9 +60,9 @@ def time_rounds_ms(fns: Dict[str, Callable[[], object]],
     return times
 
 
-def time_interleaved_ms(fns: Dict[str, Callable[[], object]],
-                        device: torch.device, repeat: int,
-                        warmup: int) -> Dict[str, float]:
+def time_interleaved_ms(fns: Dict[str, Callable[[],
+                                                object]], device: torch.device,
+                        repeat: int, warmup: int) -> Dict[str, float]:
     """Median wall time of each function in milliseconds, timed in turns
     (see :func:`time_rounds_ms`)."""
     rounds = time_rounds_ms(fns, device, repeat, warmup)

@@ -14,9 +14,8 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
-from mmadc.utils.checkpoint_file import check_checkpoint_file
 from mmadc.compat.cpu_distributed import setup_cpu_distributed
-
+from mmadc.utils.checkpoint_file import check_checkpoint_file
 from .run_guard import RunMismatchError, check_run
 
 
@@ -25,7 +24,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Train an mmpose or mmseg model (mmadc)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
-        '--work-dir', help='directory for logs and checkpoints (default: '
+        '--work-dir',
+        help='directory for logs and checkpoints (default: '
         'the config\'s work_dir, else ./work_dirs/<config name>)')
     parser.add_argument(
         '--resume',

@@ -14,9 +14,8 @@ from torch import Tensor
 from .adaptive_dilated_conv import adaptive_dilated_conv2d
 
 # torch.compiler.is_exporting: torch >= 2.5
-_exporting = getattr(getattr(torch, 'compiler', None), 'is_exporting',
-                     lambda: False)
-
+_exporting = getattr(
+    getattr(torch, 'compiler', None), 'is_exporting', lambda: False)
 
 #: The last non-linearity of the rate regressor: each maps 1 to 1 (the
 #: regressor outputs 1 at initialisation) and is non-negative.
@@ -118,8 +117,8 @@ class DilationRateRegressor(nn.Module):
         dtype = self.fc1.weight.dtype
         pooled = x.mean(dim=(2, 3), dtype=dtype)
         with torch.autocast(x.device.type, enabled=False):
-            rates = RATE_ACTIVATIONS[self.activation](self.fc2(
-                F.relu(self.fc1(pooled))))
+            rates = RATE_ACTIVATIONS[self.activation](
+                self.fc2(F.relu(self.fc1(pooled))))
         if self.max_rate is not None:
             rates = rates.clamp(max=self.max_rate)
         return rates

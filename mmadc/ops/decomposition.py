@@ -43,10 +43,12 @@ def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
     taps_h = torch.arange(kh, **like) - kh // 2
     taps_w = torch.arange(kw, **like) - kw // 2
     # kernel centres of the outputs, then the tap shifts (d * r * i)
-    centre_y = (torch.arange(out_h, **like) * stride[0] - padding[0] +
-                dilation[0] * (kh // 2))
-    centre_x = (torch.arange(out_w, **like) * stride[1] - padding[1] +
-                dilation[1] * (kw // 2))
+    centre_y = (
+        torch.arange(out_h, **like) * stride[0] - padding[0] + dilation[0] *
+        (kh // 2))
+    centre_x = (
+        torch.arange(out_w, **like) * stride[1] - padding[1] + dilation[1] *
+        (kw // 2))
     # (N * C, kh, out_h) and (N * C, kw, out_w) pixel positions
     pos_y = centre_y + (dilation[0] * plane_rates) * taps_h[:, None]
     pos_x = centre_x + (dilation[1] * plane_rates) * taps_w[:, None]
@@ -57,14 +59,19 @@ def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
     grid_x = pos_x.reshape(-1, 1, cols).expand(-1, rows, cols)
     # align_corners=False: pixel p has the normalised coordinate
     # (2 p + 1) / size - 1, defined for every size (also 1)
-    grid = torch.stack(
-        [(2 * grid_x + 1) / width - 1, (2 * grid_y + 1) / height - 1], -1)
+    grid = torch.stack([(2 * grid_x + 1) / width - 1,
+                        (2 * grid_y + 1) / height - 1], -1)
     taps = F.grid_sample(
-        planes, grid, mode='bilinear', padding_mode='zeros',
+        planes,
+        grid,
+        mode='bilinear',
+        padding_mode='zeros',
         align_corners=False)
     # (N, C, kh, out_h, kw, out_w) -> columns (N, C * kh * kw, out_h * out_w)
-    columns = taps.reshape(num, channels, kh, out_h, kw, out_w).permute(
-        0, 1, 2, 4, 3, 5).reshape(num, channels * kh * kw, out_h * out_w)
+    columns = taps.reshape(num, channels, kh, out_h, kw,
+                           out_w).permute(0, 1, 2, 4, 3,
+                                          5).reshape(num, channels * kh * kw,
+                                                     out_h * out_w)
     out = torch.matmul(
         weight.reshape(out_channels, -1).to(compute_dtype),
         columns.to(compute_dtype))

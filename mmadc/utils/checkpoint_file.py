@@ -77,11 +77,12 @@ def describe_weight_difference(model: Shapes,
     shapes), else a short account of how they differ, for a message."""
     missing = sorted(set(model) - set(checkpoint))
     unexpected = sorted(set(checkpoint) - set(model))
-    resized = sorted(k for k in set(model) & set(checkpoint)
-                     if model[k] != checkpoint[k])
+    resized = sorted(
+        k for k in set(model) & set(checkpoint) if model[k] != checkpoint[k])
     kinds = ((missing, "weights of the config's model missing"),
              (unexpected, 'weights of another model'),
              (resized, 'weights of another shape'))
-    parts = [f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in kinds
-             if keys]
+    parts = [
+        f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in kinds if keys
+    ]
     return '; '.join(parts) or None

@@ -1,6 +1,5 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""Print the environment for bug reports: ``python -m mmadc.utils.collect_env``.
-"""
+"""The environment for bug reports: ``python -m mmadc.utils.collect_env``."""
 from collections import OrderedDict
 
 from mmengine.utils.dl_utils import collect_env as collect_base_env

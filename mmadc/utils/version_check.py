@@ -70,8 +70,9 @@ def find_version_problems(
     """
     problems = []
     for module, (pip_name, low, high, required) in SUPPORTED.items():
-        version = (versions[module] if versions is not None else
-                   installed_version(module, pip_name))
+        version = (
+            versions[module] if versions is not None else installed_version(
+                module, pip_name))
         wanted = f'{pip_name}>={low},<{high}'
         if version is None:
             if required:

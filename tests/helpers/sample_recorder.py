@@ -19,7 +19,10 @@ class SampleRecorderHook(Hook):
     def before_train(self, runner) -> None:
         self.samples = []
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         for sample in data_batch['data_samples']:
             meta = sample.metainfo

@@ -6,7 +6,6 @@ import importlib.util
 import os.path as osp
 
 import pytest
-
 from conftest import REPO_ROOT
 
 

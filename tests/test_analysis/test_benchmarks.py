@@ -12,10 +12,10 @@ import time
 
 import pytest
 import torch
+from conftest import PYTHON, REPO_ROOT, run_cli
 
 from mmadc.analysis.benchmarking import (median_ratio, peak_memory_mb,
                                          time_interleaved_ms)
-from conftest import PYTHON, REPO_ROOT, run_cli
 
 CPU = torch.device('cpu')
 
@@ -35,13 +35,14 @@ def test_peak_memory_counts_a_temporary():
 
 
 def test_interleaved_times_are_milliseconds():
-    times = time_interleaved_ms({
-        'sleep': lambda: time.sleep(0.01),
-        'noop': lambda: None
-    },
-                                CPU,
-                                repeat=3,
-                                warmup=1)
+    times = time_interleaved_ms(
+        {
+            'sleep': lambda: time.sleep(0.01),
+            'noop': lambda: None
+        },
+        CPU,
+        repeat=3,
+        warmup=1)
     assert set(times) == {'sleep', 'noop'}
     assert times['sleep'] >= 10  # time.sleep sleeps at least this long
     assert 0 <= times['noop'] < times['sleep']
@@ -66,8 +67,8 @@ def _json(proc) -> dict:
 def test_benchmark_adc_json():
     proc = run_cli([
         PYTHON, 'tools/analysis/benchmark_adc.py', '--shapes',
-        'hrnet-w32-branch4', '--batch', '2', '--repeat', '3', '--warmup',
-        '0', '--impl', 'reference', '--json'
+        'hrnet-w32-branch4', '--batch', '2', '--repeat', '3', '--warmup', '0',
+        '--impl', 'reference', '--json'
     ], REPO_ROOT)
     report = _json(proc)
     assert report['config']['impl'] == 'reference'
@@ -80,16 +81,16 @@ def test_benchmark_adc_json():
         assert all(len(rounds[k]) == 3 for k in ('conv', 'adc', 'deform'))
         assert m['adc_ms'] == pytest.approx(statistics.median(rounds['adc']))
         assert m['adc_over_conv'] == pytest.approx(
-            statistics.median(
-                a / c for a, c in zip(rounds['adc'], rounds['conv'])))
+            statistics.median(a / c
+                              for a, c in zip(rounds['adc'], rounds['conv'])))
         assert m['deform_over_adc'] == pytest.approx(
             statistics.median(
                 d / a for d, a in zip(rounds['deform'], rounds['adc'])))
     memory = entry['memory_mb']
     if sys.platform.startswith('linux'):
         assert min(memory.values()) > 0
-        assert entry['memory_adc_over_conv'] == pytest.approx(
-            memory['adc'] / memory['conv'])
+        assert entry['memory_adc_over_conv'] == pytest.approx(memory['adc'] /
+                                                              memory['conv'])
 
 
 @pytest.mark.slow
@@ -106,8 +107,8 @@ def test_benchmark_model_json():
     base, adc = report['results']
     assert (base['backbone'], adc['backbone']) == ('ResNet', 'ResNetADC')
     assert base['throughput_vs_first'] == 1
-    assert adc['throughput_vs_first'] == pytest.approx(
-        adc['images_per_s'] / base['images_per_s'])
+    assert adc['throughput_vs_first'] == pytest.approx(adc['images_per_s'] /
+                                                       base['images_per_s'])
     assert adc['images_per_s'] == pytest.approx(2 / (adc['step_ms'] / 1e3))
     if sys.platform.startswith('linux'):
         assert base['memory_mb'] > 0 and adc['memory_mb'] > 0

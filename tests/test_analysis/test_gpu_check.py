@@ -12,10 +12,10 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from mmadc.ops import adc_implementation
 from mmadc.ops.native_cpu import native_cpu_available
-from conftest import REPO_ROOT
 
 CPU = torch.device('cpu')
 

@@ -20,13 +20,12 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from analysis_helpers import load_tool
 from synthetic_data.coco_scene import COCO_KEYPOINT_NAMES
 
 from mmadc.evaluation.functional.keypoint_errors import (
     analyze_keypoint_errors, classify_keypoints, coco_keypoint_sigmas,
     counterpart_indices, keypoint_similarity, match_predictions)
-
-from analysis_helpers import load_tool
 
 torch.set_num_threads(1)
 

@@ -214,8 +214,7 @@ def test_unbatched_input_like_conv2d():
 def test_rate_activations(activation):
     """Every activation starts at rate exactly 1 (the conv, F.conv2d
     oracle) and keeps rates >= 0; below 0 only ReLU kills the gradient."""
-    adc = AdaptiveDilatedConv2d(
-        4, 4, 3, padding=1, rate_activation=activation)
+    adc = AdaptiveDilatedConv2d(4, 4, 3, padding=1, rate_activation=activation)
     x = torch.randn(2, 4, 6, 6)
     torch.testing.assert_close(
         adc(x), F.conv2d(x, adc.weight, adc.bias, padding=1))

@@ -60,8 +60,8 @@ def test_opcheck_forward(case, dtype):
 
 @needs_custom_op
 @pytest.mark.parametrize('case', CASES[:2])
-@pytest.mark.parametrize('mask', [[True, True, True], [False, True, False],
-                                  [True, False, True]])
+@pytest.mark.parametrize(
+    'mask', [[True, True, True], [False, True, False], [True, False, True]])
 def test_opcheck_backward(case, mask):
     x, weight, rates, _, s, p, d = _case(case, torch.float64)
     out = adaptive_dilated_conv2d(x, weight, rates, None, s, p, d)
@@ -76,13 +76,13 @@ def test_opcheck_backward(case, mask):
 @needs_custom_op
 def test_opcheck_channels_last():
     """The fake kernel reports the layout the kernels return."""
-    x, weight, rates, b, s, p, d = _case(CASES[0], torch.float32,
-                                         channels_last=True)
+    x, weight, rates, b, s, p, d = _case(
+        CASES[0], torch.float32, channels_last=True)
     out = adaptive_dilated_conv2d(x, weight, rates, b, s, p, d)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    torch.library.opcheck(torch.ops.mmadc.adaptive_dilated_conv2d,
-                          (x, weight.requires_grad_(), rates, b, s, p, d,
-                           torch.float32))
+    torch.library.opcheck(
+        torch.ops.mmadc.adaptive_dilated_conv2d,
+        (x, weight.requires_grad_(), rates, b, s, p, d, torch.float32))
 
 
 def _deform(x, weight, rates, bias, stride, padding, dilation):
@@ -99,8 +99,9 @@ def _deform(x, weight, rates, bias, stride, padding, dilation):
             for j in range(-(kw // 2), kw // 2 + 1):
                 offsets.append(dilation[0] * (rates[:, gr] - 1) * i)
                 offsets.append(dilation[1] * (rates[:, gr] - 1) * j)
-    offset = torch.stack(offsets, 1)[:, :, None, None].expand(
-        num, len(offsets), out_h, out_w)
+    offset = torch.stack(offsets, 1)[:, :, None,
+                                     None].expand(num, len(offsets), out_h,
+                                                  out_w)
     return deform_conv2d(x, offset, weight, bias, stride, padding, dilation)
 
 
@@ -226,8 +227,7 @@ def test_export_with_dynamic_batch_equals_eager():
     layer = _layer(1).eval()
     batch = torch.export.Dim('batch', min=1, max=64)
     program = torch.export.export(
-        layer, (torch.randn(2, 8, 10, 9), ),
-        dynamic_shapes=({
+        layer, (torch.randn(2, 8, 10, 9), ), dynamic_shapes=({
             0: batch
         }, ))
     targets = {str(node.target) for node in program.graph.nodes}
@@ -311,14 +311,14 @@ def test_non_finite_input_propagates_within_the_documented_window(value):
     x[0, 1, 5, 6] = value
     out = adaptive_dilated_conv2d(x, weight, rates, None, 1, 1)
     bad = (~out.isfinite()).any(1)[0]
-    conv_bad = (~torch.nn.functional.conv2d(x, weight, padding=1).isfinite()
-                ).any(1)[0]
+    conv_bad = (
+        ~torch.nn.functional.conv2d(x, weight, padding=1).isfinite()).any(1)[0]
     window = torch.zeros_like(bad)
     window[5 - 2:5 + 3, 6 - 2:6 + 3] = True
     assert bad.equal(window)
     assert (bad | ~conv_bad).all()  # conv2d's window is inside
-    torch.testing.assert_close(out[..., ~bad], clean[..., ~bad], rtol=0,
-                               atol=0)
+    torch.testing.assert_close(
+        out[..., ~bad], clean[..., ~bad], rtol=0, atol=0)
 
 
 def test_layer_with_a_non_finite_input_pixel():

@@ -71,8 +71,8 @@ def _run(impl, x, w, r, b, stride, padding, dilation, grad_out, wrt):
 
 def _rates(kind, num, groups, gen):
     if kind == 'fractional':
-        return 0.2 + 2.5 * torch.rand(num, groups, generator=gen,
-                                      dtype=torch.float64)
+        return 0.2 + 2.5 * torch.rand(
+            num, groups, generator=gen, dtype=torch.float64)
     if kind == 'integer':
         return torch.randint(0, 4, (num, groups), generator=gen).double()
     if kind == 'zero':
@@ -191,8 +191,8 @@ def test_float32_close_to_reference(onednn, channels_last):
     finally:
         native_cpu._adc_cpu.set_onednn(True)
     assert out.dtype == torch.float32
-    assert out.is_contiguous(memory_format=torch.channels_last if
-                             channels_last else torch.contiguous_format)
+    assert out.is_contiguous(memory_format=torch.channels_last
+                             if channels_last else torch.contiguous_format)
     assert got['x'].is_contiguous(memory_format=torch.channels_last if
                                   channels_last else torch.contiguous_format)
     torch.testing.assert_close(out.double(), ref_out, rtol=1e-4, atol=1e-4)
@@ -339,8 +339,8 @@ def test_inference_mode_and_no_grad():
     bias = torch.randn(5, generator=gen)
     r = 0.5 + 2 * torch.rand(4, 3, generator=gen)
     with adc_implementation('native'):
-        expected = adaptive_dilated_conv2d(x, weight.requires_grad_(), r,
-                                           bias, 1, 1)
+        expected = adaptive_dilated_conv2d(x, weight.requires_grad_(), r, bias,
+                                           1, 1)
         with torch.no_grad():
             no_grad = adaptive_dilated_conv2d(x, weight, r, bias, 1, 1)
         with torch.inference_mode():

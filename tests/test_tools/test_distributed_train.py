@@ -27,9 +27,10 @@ def test_two_process_training_splits_the_data(data_workspace, tmp_path):
         train_dataloader = dict(batch_size=4)
         '''))
     work_dir = str(tmp_path / 'work')
-    env_path = os.pathsep.join(
-        [osp.join(REPO_ROOT, 'tests', 'helpers'),
-         os.environ.get('PYTHONPATH', '')])
+    env_path = os.pathsep.join([
+        osp.join(REPO_ROOT, 'tests', 'helpers'),
+        os.environ.get('PYTHONPATH', '')
+    ])
     torchrun = osp.join(osp.dirname(PYTHON), 'torchrun')
     run_cli([
         'env', f'PYTHONPATH={env_path}', torchrun, '--nproc_per_node=2',

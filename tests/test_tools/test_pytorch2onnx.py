@@ -73,8 +73,8 @@ def test_export_matches_pytorch_in_onnxruntime(tmp_path, config, shape):
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     with torch.no_grad():
         expected = model(x, None, mode='tensor')
-    expected = (expected[0] if isinstance(expected,
-                                          (list, tuple)) else expected)
+    expected = (
+        expected[0] if isinstance(expected, (list, tuple)) else expected)
     scale = expected.abs().max().item()
     assert np.abs(got - expected.numpy()).max() <= 1e-4 * scale
 
@@ -94,16 +94,16 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     _checkpoint(POSE, ckpt)
     out = str(tmp_path / 'm.onnx')
     cases = [
-        ([POSE, str(tmp_path / 'missing.pth'), '--out', out],
-         'checkpoint: ".*missing.pth" does not exist'),
-        ([str(tmp_path / 'nope.py'), ckpt, '--out', out],
-         'config: ".*nope.py" does not exist'),
+        ([POSE, str(tmp_path / 'missing.pth'), '--out',
+          out], 'checkpoint: ".*missing.pth" does not exist'),
+        ([str(tmp_path / 'nope.py'), ckpt, '--out',
+          out], 'config: ".*nope.py" does not exist'),
         # a baseline checkpoint lacks the ADC model's rate regressors
-        ([POSE_ADC, ckpt, '--out', out],
-         "does not fit the model of .*weights of the config's model "
+        ([POSE_ADC, ckpt, '--out',
+          out], "does not fit the model of .*weights of the config's model "
          'missing .*rate_regressor'),
-        ([POSE, ckpt, '--out', out, '--shape', '0', '96'],
-         '--shape: expected two positive sizes'),
+        ([POSE, ckpt, '--out', out, '--shape', '0',
+          '96'], '--shape: expected two positive sizes'),
     ]
     for args, pattern in cases:
         proc = _tool(*args)

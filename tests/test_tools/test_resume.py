@@ -122,8 +122,8 @@ def test_allowed_globals_are_exactly_what_checkpoints_need(
         'default_hooks.checkpoint.interval=2'
     ],
             cwd=data_workspace)
-    ckpts = (osp.join(resumed_runs[0], 'epoch_2.pth'),
-             osp.join(seg_dir, 'iter_2.pth'))
+    ckpts = (osp.join(resumed_runs[0],
+                      'epoch_2.pth'), osp.join(seg_dir, 'iter_2.pth'))
     allowed = allowed_checkpoint_globals()
     assert len(allowed) == len(CHECKPOINT_GLOBALS)
 
@@ -147,16 +147,17 @@ def test_allowed_globals_are_exactly_what_checkpoints_need(
         allow_checkpoint_globals()
 
 
-def _augmented_cfg(directory, base: str, by_epoch: bool,
+def _augmented_cfg(directory,
+                   base: str,
+                   by_epoch: bool,
                    with_hook: bool = True) -> str:
     """The demo config itself (its random augmentation), shortened: two
     epochs (pose) or four iterations (seg), a checkpoint and a validation
     half-way."""
     path = directory / f'{"pose" if by_epoch else "seg"}_{with_hook}.py'
     schedule = ('train_cfg = dict(max_epochs=2, val_interval=1)\n'
-                'default_hooks = dict(checkpoint=dict(interval=1))\n'
-                if by_epoch else
-                'train_cfg = dict(max_iters=4, val_interval=2)\n'
+                'default_hooks = dict(checkpoint=dict(interval=1))\n' if
+                by_epoch else 'train_cfg = dict(max_iters=4, val_interval=2)\n'
                 'default_hooks = dict(checkpoint=dict(interval=2))\n')
     hooks = '' if with_hook else (
         "custom_hooks = [h for h in _base_.custom_hooks\n"
@@ -170,8 +171,9 @@ def _weights(path):
 
 
 def _max_difference(a, b):
-    return max(float((a[k].double() - b[k].double()).abs().max())
-               for k in a if a[k].is_floating_point())
+    return max(
+        float((a[k].double() - b[k].double()).abs().max()) for k in a
+        if a[k].is_floating_point())
 
 
 @pytest.mark.parametrize('by_epoch', [True, False], ids=['pose', 'seg'])
@@ -181,8 +183,9 @@ def test_resume_with_augmentation_matches_uninterrupted_run(
     half-way checkpoint ends with the uninterrupted run's weights (the
     checkpoint carries the random states); without RandomStateHook it does
     not, so the comparison is a real one."""
-    base, half, last = ((POSE_CFG, 'epoch_1.pth', 'epoch_2.pth') if by_epoch
-                        else (SEG_CFG, 'iter_2.pth', 'iter_4.pth'))
+    base, half, last = ((POSE_CFG, 'epoch_1.pth',
+                         'epoch_2.pth') if by_epoch else
+                        (SEG_CFG, 'iter_2.pth', 'iter_4.pth'))
     results = {}
     for with_hook in (True, False):
         cfg = _augmented_cfg(tmp_path, base, by_epoch, with_hook)

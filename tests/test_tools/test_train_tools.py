@@ -33,7 +33,8 @@ def test_mim_train_mmpose(data_workspace, tmp_path):
     run_cli([
         MIM, 'train', 'mmpose', POSE_CFG, '--work-dir', work_dir,
         '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
-    ], cwd=data_workspace)
+    ],
+            cwd=data_workspace)
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
     (record, ) = val_records(work_dir)
     assert 0.0 <= record['coco/AP'] <= 1.0
@@ -44,13 +45,15 @@ def test_tools_train_and_test_mmpose(data_workspace, tmp_path):
     run_cli([
         PYTHON, TRAIN, POSE_CFG, '--work-dir', work_dir, '--cfg-options',
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
-    ], cwd=data_workspace)
+    ],
+            cwd=data_workspace)
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     out = str(tmp_path / 'preds.pkl')
     proc = run_cli([
         PYTHON, TEST, POSE_CFG, ckpt, '--work-dir',
         str(tmp_path / 'test'), '--out', out
-    ], cwd=data_workspace)
+    ],
+                   cwd=data_workspace)
     assert 'coco/AP' in proc.stdout + proc.stderr
     assert osp.getsize(out) > 0
 
@@ -61,7 +64,8 @@ def test_mim_train_mmseg_and_tools_test(data_workspace, tmp_path):
         MIM, 'train', 'mmseg', SEG_CFG, '--work-dir', work_dir,
         '--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
         'default_hooks.checkpoint.interval=4'
-    ], cwd=data_workspace)
+    ],
+            cwd=data_workspace)
     ckpt = osp.join(work_dir, 'iter_4.pth')
     assert osp.isfile(ckpt)
     (record, ) = val_records(work_dir)
@@ -134,8 +138,8 @@ def test_train_refuses_another_models_work_dir_and_checkpoint(
     ckpt = _fake_run(work_dir, POSE_CFG)
     before = sorted(os.listdir(work_dir)), osp.getmtime(ckpt)
     for extra, pattern in (([], f'work dir "{work_dir}" holds a run of '
-                            'another model'),
-                           (['--resume'], '--resume: checkpoint'),
+                            'another model'), (['--resume'],
+                                               '--resume: checkpoint'),
                            (['--resume', ckpt], f'--resume: checkpoint '
                             f'"{ckpt}" is not of the model')):
         proc = subprocess.run(

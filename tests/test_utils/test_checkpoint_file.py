@@ -16,7 +16,9 @@ from mmadc.utils.checkpoint_file import (CheckpointFileError,
 @pytest.mark.parametrize('zip_format', [True, False])
 def test_torch_save_files_pass(tmp_path, zip_format):
     path = str(tmp_path / 'model.pth')
-    torch.save({'state_dict': {'w': torch.ones(3)}},
+    torch.save({'state_dict': {
+        'w': torch.ones(3)
+    }},
                path,
                _use_new_zipfile_serialization=zip_format)
     check_checkpoint_file(path)
@@ -63,7 +65,8 @@ def test_entry_points_refuse_an_empty_checkpoint(tmp_path, tool):
                       'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py')
     script = osp.join(REPO_ROOT, 'tools', f'{tool}.py')
     args = [config, str(empty)] if tool == 'test' else [
-        config, '--resume', str(empty), '--work-dir',
+        config, '--resume',
+        str(empty), '--work-dir',
         str(tmp_path / 'work')
     ]
     proc = subprocess.run([PYTHON, script, *args],

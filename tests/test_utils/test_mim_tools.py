@@ -23,8 +23,11 @@ def test_installed_environment_has_mim_scripts():
     # After setup_env.sh, `mim train/test` finds a script for both tasks:
     # the package's own or the one mmadc placed.
     status = mim_tools.status()
-    assert set(status) == {f'{pkg} {script}.py' for pkg in ('mmpose', 'mmseg')
-                           for script in ('train', 'test')}
+    assert set(status) == {
+        f'{pkg} {script}.py'
+        for pkg in ('mmpose', 'mmseg')
+        for script in ('train', 'test')
+    }
     assert 'missing' not in status.values()
 
 

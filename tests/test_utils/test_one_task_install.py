@@ -8,13 +8,15 @@ import sys
 import pytest
 
 CASES = {
-    'pose only': dict(
+    'pose only':
+    dict(
         blocked=('mmseg', ),
         registry='mmpose.registry',
         present=('ResNetADC', 'HRNetADC'),
         absent='SegResNetADC',
         install='mmsegmentation'),
-    'segmentation only': dict(
+    'segmentation only':
+    dict(
         blocked=('mmpose', 'mmdet'),
         registry='mmseg.registry',
         present=('ResNetADC', 'ResNetV1cADC'),
@@ -49,12 +51,14 @@ print('ok')
 @pytest.mark.parametrize('case', list(CASES))
 def test_import_with_one_task(case):
     spec = CASES[case]
-    proc = subprocess.run([sys.executable, '-c', CODE.format(**spec)],
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, '-c', CODE.format(**spec)],
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith('ok')
-    error = [line for line in proc.stdout.splitlines()
-             if line.startswith('ERROR:')][0]
+    error = [
+        line for line in proc.stdout.splitlines() if line.startswith('ERROR:')
+    ][0]
     assert spec['absent'] in error and spec['install'] in error

@@ -272,16 +272,14 @@ def _benchmark(args: argparse.Namespace) -> dict:
                        if mode == 'fwd' else case.fwdbwd_fn(op, with_rates))
                 for name, (op, with_rates) in ops.items()
             }
-            rounds = time_rounds_ms(fns, case.device, args.repeat,
-                                    args.warmup)
+            rounds = time_rounds_ms(fns, case.device, args.repeat, args.warmup)
             median = {k: statistics.median(v) for k, v in rounds.items()}
             entry[mode] = dict(
                 conv_ms=median['conv'],
                 adc_ms=median['adc'],
                 deform_ms=median.get('deform'),
                 adc_over_conv=median_ratio(rounds['adc'], rounds['conv']),
-                deform_over_adc=(median_ratio(rounds['deform'],
-                                              rounds['adc'])
+                deform_over_adc=(median_ratio(rounds['deform'], rounds['adc'])
                                  if 'deform' in rounds else None),
                 rounds_ms=rounds)
         entry['memory_mb'] = {

@@ -111,6 +111,14 @@ class FootprintRecorder:
             handle.remove()
 
 
+def require_adc_layers(model: torch.nn.Module, config: str) -> dict:
+    """The model's ADC layers; a :class:`DemoError` if it has none."""
+    try:
+        return _require_adc_layers(model, config)
+    except ValueError as err:
+        raise DemoError(str(err)) from None
+
+
 def stage_layers(layers: dict) -> Dict[str, str]:
     """Stage name to its last ADC layer, in model order."""
     last: Dict[str, str] = {}

@@ -64,8 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     import torch
     batch = 2 if args.dynamic_batch else 1
-    inputs = torch.randn(batch, 3, *shape, generator=torch.Generator().
-                         manual_seed(0))
+    inputs = torch.randn(
+        batch, 3, *shape, generator=torch.Generator().manual_seed(0))
     error = check_with_onnxruntime(model, args.out, inputs)
     verdict = 'ok' if error <= args.tolerance else 'TOO LARGE'
     print(f'wrote {args.out} (input {batch}x3x{shape[0]}x{shape[1]}'

@@ -33,9 +33,8 @@ def restore_random_states(states: dict) -> None:
     version, internal, gauss = states['python']
     random.setstate((version, tuple(internal), gauss))
     npy = states['numpy']
-    np.random.set_state(
-        (npy['name'], npy['keys'].numpy().astype(np.uint32), npy['pos'],
-         npy['has_gauss'], npy['cached_gaussian']))
+    np.random.set_state((npy['name'], npy['keys'].numpy().astype(np.uint32),
+                         npy['pos'], npy['has_gauss'], npy['cached_gaussian']))
     torch.set_rng_state(states['torch'])
     if 'cuda' in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states['cuda'])
