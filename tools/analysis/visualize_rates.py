@@ -33,7 +33,7 @@ from mmengine.config import DictAction
 from mmadc.apis import (DemoError, check_boxes_inside, init_pose_model,
                         init_seg_model, parse_boxes, plan_outputs, read_image,
                         run_cli_main)
-from mmadc.models.utils import adc_layer_title, layer_stage, require_adc_layers
+from mmadc.models import utils as adc_layers
 
 #: Colours of the drawn groups, smallest rate first.
 GROUP_COLOURS = ('#00bfff', '#ffd700', '#ff1493', '#7cfc00', '#ff8c00')
@@ -114,7 +114,7 @@ class FootprintRecorder:
 def require_adc_layers(model: torch.nn.Module, config: str) -> dict:
     """The model's ADC layers; a :class:`DemoError` if it has none."""
     try:
-        return _require_adc_layers(model, config)
+        return adc_layers.require_adc_layers(model, config)
     except ValueError as err:
         raise DemoError(str(err)) from None
 
@@ -123,7 +123,7 @@ def stage_layers(layers: dict) -> Dict[str, str]:
     """Stage name to its last ADC layer, in model order."""
     last: Dict[str, str] = {}
     for name in layers:
-        last[layer_stage(name)] = name
+        last[adc_layers.layer_stage(name)] = name
     return last
 
 
@@ -175,7 +175,7 @@ def describe_stages(recorder: FootprintRecorder, layers: dict, sample: int,
             dict(
                 stage=stage,
                 layer=name,
-                title=adc_layer_title(name),
+                title=adc_layers.adc_layer_title(name),
                 stride=stride,
                 dilation=(dil_h, dil_w),
                 kernel_size=kernel,
