@@ -51,8 +51,10 @@ PIP=("$VENV/bin/python" -m pip)
 # in-place extension with the main environment's editable install.
 src="$(mktemp -d)"
 trap 'rm -rf "$src"' EXIT
+# configs/, tools/ and model-index.yml: the wheel packages them (mmadc/.mim).
 cp -r "$ROOT/mmadc" "$ROOT/requirements" "$ROOT/setup.py" "$ROOT/setup.cfg" \
-      "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
+      "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/configs" "$ROOT/tools" \
+      "$ROOT/model-index.yml" "$src/"
 find "$src" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 MMADC_WITH_CPU_KERNEL="${MMADC_WITH_CPU_KERNEL:-1}" \
   "${PIP[@]}" install -q --no-deps --no-build-isolation --force-reinstall "$src"
