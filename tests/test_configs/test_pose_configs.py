@@ -25,7 +25,7 @@ CONFIG_DIR = osp.join(
 CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*.py')))
 NAME = re.compile(r'td-hm_(?P<backbone>res\d+|hrnet-w\d+)(?:-(?P<layer>'
                   r'adc|adc-g\d+|dc|sac))?_4xb(?P<batch>\d+)-(?P<epochs>\d+)e_'
-                  r'coco-(?P<h>\d+)x(?P<w>\d+)\.py$')
+                  r'coco(?P<split>-test-dev)?-(?P<h>\d+)x(?P<w>\d+)\.py$')
 # Residual blocks (= replaced convs) of each backbone.
 NUM_BLOCKS = {
     'res50': 16,
@@ -59,6 +59,11 @@ def test_every_experiment_has_a_config():
                              f'coco-{size}.py')
     for tag in ('adc-g2', 'adc-g4', 'adc-g8', 'dc', 'sac'):
         expected.add(f'td-hm_res50-{tag}_4xb32-140e_coco-256x192.py')
+    # COCO test-dev2017 (results for the evaluation server)
+    for model in ('res50', 'res50-adc', 'hrnet-w32', 'hrnet-w32-adc'):
+        schedule = '210e' if model.startswith('hrnet') else '140e'
+        expected.add(
+            f'td-hm_{model}_4xb32-{schedule}_coco-test-dev-256x192.py')
     assert names == expected
 
 
@@ -105,9 +110,16 @@ def test_config_follows_recipe_and_builds(path):
     assert bbox_aug.shift_factor * height == pytest.approx(40)
     assert codec.type == 'MSRAHeatmap' and codec.unbiased is False
     assert cfg.model.test_cfg.flip_test is True
-    for loader in (cfg.val_dataloader, cfg.test_dataloader):
-        assert loader.dataset.bbox_file.endswith(
-            'COCO_val2017_detections_AP_H_56_person.json')
+    test_split = 'test-dev2017' if match['split'] else 'val2017'
+    assert cfg.val_dataloader.dataset.bbox_file.endswith(
+        'COCO_val2017_detections_AP_H_56_person.json')
+    assert cfg.test_dataloader.dataset.bbox_file.endswith({
+        'val2017':
+        'COCO_val2017_detections_AP_H_56_person.json',
+        'test-dev2017':
+        'COCO_test-dev2017_detections_AP_H_609_person.json'
+    }[test_split])
+    assert cfg.test_evaluator.get('format_only', False) == bool(match['split'])
     init_cfg = cfg.model.backbone.init_cfg
     assert init_cfg.type == 'Pretrained'
     assert init_cfg.checkpoint.startswith(('torchvision://', 'https://'))
@@ -172,8 +184,10 @@ RECIPE_BASES = {
 # (A config whose name does not parse fails test_config_follows_recipe_and_
 # builds; it is left out here.)
 NAMED = [(p, NAME.match(_name(p))) for p in CONFIGS]
-BASELINES = [p for p, match in NAMED if match and match['layer'] is None]
-VARIANTS = [p for p, match in NAMED if match and match['layer'] is not None]
+TRAINED = [(p, match) for p, match in NAMED if match and not match['split']]
+BASELINES = [p for p, match in TRAINED if match['layer'] is None]
+VARIANTS = [p for p, match in TRAINED if match['layer'] is not None]
+TEST_DEV = [p for p, match in NAMED if match and match['split']]
 # Where a baseline may differ from mmpose's config of its model and size:
 # the paper's recipe, nothing else. The pipelines differ in the translation,
 # rotation and scale of RandomBBoxTransform (index 4) and in the codec the
@@ -289,3 +303,23 @@ def test_layer_config_changes_only_the_baselines_replaced_convs(path):
                         _name(path).replace(f"-{match['layer']}", '', 1))
     found = _differences(_resolved(path), _resolved(baseline))
     assert found and all(LAYER_PATHS.match(d) for d in found), found
+
+
+@pytest.mark.parametrize('path', TEST_DEV, ids=_name)
+def test_test_dev_config_is_its_val_config_on_test_dev(path):
+    """A test-dev config tests the model its val config trains: it changes
+    only the test split's files and makes the evaluator write the server's
+    results format instead of scoring."""
+    val = osp.join(CONFIG_DIR, _name(path).replace('coco-test-dev-', 'coco-'))
+    ours, theirs = _resolved(path), _resolved(val)
+    found = _differences(ours, theirs)
+    assert found == {
+        'test_dataloader/dataset/ann_file',
+        'test_dataloader/dataset/bbox_file',
+        'test_dataloader/dataset/data_prefix/img', 'test_evaluator/ann_file',
+        'test_evaluator/format_only', 'test_evaluator/outfile_prefix'
+    }, found
+    dataset = ours['test_dataloader']['dataset']
+    assert dataset['ann_file'].endswith('image_info_test-dev2017.json')
+    assert dataset['data_prefix']['img'] == 'test2017/'
+    assert ours['test_evaluator']['format_only'] is True
