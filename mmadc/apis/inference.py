@@ -8,50 +8,27 @@ the predictions of a half-initialised network. Here the model is built by
 upstream's ``init_model`` without weights, and the checkpoint is loaded
 only if its weights have exactly the model's names and shapes.
 """
-import re
 from typing import Optional
 
 import torch.nn as nn
 
 from mmadc.utils.checkpoint_file import (CheckpointFileError,
-                                         check_checkpoint_file,
-                                         describe_weight_difference,
-                                         weight_shapes)
+                                         load_fitting_checkpoint)
 from .demo_io import DemoError
 
 
 def load_fitting_weights(model: nn.Module, checkpoint: str,
                          config: str) -> dict:
-    """Load a checkpoint into a model if its weights fit exactly.
-
-    Args:
-        model (nn.Module): The model built from ``config``.
-        checkpoint (str): The checkpoint file.
-        config (str): The config path, for the message.
+    """:func:`~mmadc.utils.checkpoint_file.load_fitting_checkpoint` with
+    its errors as :class:`DemoError` (one line, no traceback).
 
     Returns:
         dict: The checkpoint's ``meta`` (empty if it has none).
-
-    Raises:
-        DemoError: The file is not a checkpoint, or its weights do not fit.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
     try:
-        check_checkpoint_file(checkpoint)
+        return load_fitting_checkpoint(model, checkpoint, config)
     except (FileNotFoundError, CheckpointFileError) as err:
         raise DemoError(str(err)) from None
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    # as mmengine's load_checkpoint: weights saved from a DDP wrapper
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-    difference = describe_weight_difference(
-        weight_shapes(model.state_dict()), weight_shapes(state))
-    if difference is not None:
-        raise DemoError(f'checkpoint: "{checkpoint}" does not fit the model '
-                        f'of "{config}": {difference}')
-    model.load_state_dict(state)
-    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
-    return meta if isinstance(meta, dict) else {}
 
 
 def _load_config(config: str, cfg_options: Optional[dict]):

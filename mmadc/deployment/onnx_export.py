@@ -22,8 +22,7 @@ from torch import nn
 from mmadc.ops.decomposition import DECOMPOSITIONS
 from mmadc.utils.checkpoint_file import (CheckpointFileError,
                                          check_checkpoint_file,
-                                         describe_weight_difference,
-                                         weight_shapes)
+                                         load_fitting_checkpoint)
 
 
 class ExportError(Exception):
@@ -92,15 +91,10 @@ def build_model(config: str,
     model_cfg = cfg.model.copy()
     model = models.build(model_cfg)
     if checkpoint is not None:
-        from mmengine.runner.checkpoint import _load_checkpoint
-        state = _load_checkpoint(checkpoint, map_location='cpu')
-        state = state.get('state_dict', state)
-        difference = describe_weight_difference(
-            weight_shapes(model.state_dict()), weight_shapes(state))
-        if difference is not None:
-            raise ExportError(f'checkpoint: "{checkpoint}" does not fit the '
-                              f'model of "{config}": {difference}')
-        model.load_state_dict(state)
+        try:
+            load_fitting_checkpoint(model, checkpoint, config)
+        except CheckpointFileError as err:
+            raise ExportError(str(err)) from None
     return model.eval(), cfg
 
 

@@ -9,6 +9,7 @@ The check reads only the file's first bytes (and the zip directory), so a
 multi-GB checkpoint is not loaded twice.
 """
 import os.path as osp
+import re
 import zipfile
 from typing import Dict, Optional, Tuple
 
@@ -86,3 +87,41 @@ def describe_weight_difference(model: Shapes,
         f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in kinds if keys
     ]
     return '; '.join(parts) or None
+
+
+def load_fitting_checkpoint(model, path: str, config: str) -> dict:
+    """Load a checkpoint's weights into a model only if they fit exactly.
+
+    mmengine's ``load_checkpoint`` (and so mmpose's and mmseg's
+    ``init_model``) loads with ``strict=False``: a checkpoint of another
+    model (a baseline's for an ADC config, another depth) only logs a
+    warning, and the half-initialised network then predicts or exports
+    garbage. Here every weight name and shape must match.
+
+    Args:
+        model (nn.Module): The model built from ``config``.
+        path (str): The checkpoint file.
+        config (str): The config the model was built from, for the message.
+
+    Returns:
+        dict: The checkpoint's ``meta`` (empty if it has none).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointFileError: ``path`` is not a checkpoint, or its weights
+            do not fit the model (one-line message naming both files).
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    check_checkpoint_file(path)
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    # as mmengine's load_checkpoint: weights saved from a DDP wrapper
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    difference = describe_weight_difference(
+        weight_shapes(model.state_dict()), weight_shapes(state))
+    if difference is not None:
+        raise CheckpointFileError(f'checkpoint: "{path}" does not fit the '
+                                  f'model of "{config}": {difference}')
+    model.load_state_dict(state)
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    return meta if isinstance(meta, dict) else {}

@@ -10,7 +10,8 @@ import torch
 from conftest import PYTHON, REPO_ROOT
 
 from mmadc.utils.checkpoint_file import (CheckpointFileError,
-                                         check_checkpoint_file)
+                                         check_checkpoint_file,
+                                         load_fitting_checkpoint)
 
 
 @pytest.mark.parametrize('zip_format', [True, False])
@@ -78,3 +79,32 @@ def test_entry_points_refuse_an_empty_checkpoint(tmp_path, tool):
     last = proc.stderr.strip().splitlines()[-1]
     assert f'"{empty}" is empty' in last, proc.stderr[-2000:]
     assert 'EOFError' not in proc.stderr
+
+
+def test_fitting_checkpoint_loads_and_another_models_is_refused(tmp_path):
+    """The weights of a fitting checkpoint (also one saved from a DDP
+    wrapper) end up in the model; a checkpoint of another shape or with
+    other names is refused with both files named, the model untouched."""
+    saved = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    path = str(tmp_path / 'ddp.pth')
+    torch.save(
+        dict(
+            state_dict={
+                f'module.{k}': v
+                for k, v in saved.state_dict().items()
+            },
+            meta=dict(epoch=3)), path)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    assert load_fitting_checkpoint(model, path, 'a.py') == dict(epoch=3)
+    for name, value in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value)
+
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3))
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(CheckpointFileError) as info:
+        load_fitting_checkpoint(other, path, 'b.py')
+    message = str(info.value)
+    assert path in message and 'b.py' in message
+    assert 'another shape' in message and '\n' not in message
+    assert all(
+        torch.equal(other.state_dict()[k], v) for k, v in before.items())
