@@ -118,3 +118,18 @@ def test_seg_footprints_and_errors(checkpoints, tmp_path):
             '--out-file',
             str(tmp_path / 'b.png')
         ])
+
+
+@pytest.mark.parametrize('flag, value, most', [('--groups', 6, 5),
+                                               ('--groups', 0, 5),
+                                               ('--points', 51, 50)])
+def test_out_of_range_counts_name_their_range(capsys, flag, value, most):
+    """One colour per drawn group: --groups above the palette is refused
+    with the range, not with a message about its lower bound."""
+    with pytest.raises(SystemExit):
+        visualize_rates.parse_args([
+            'img.jpg', 'cfg.py', 'ckpt.pth', '--out-file', 'out.png', flag,
+            str(value)
+        ])
+    assert f'{flag} must be in [1, {most}], got {value}' in (
+        capsys.readouterr().err)

@@ -73,11 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings, key=value')
     args = parser.parse_args(argv)
-    for name in ('groups', 'points'):
-        if not 1 <= getattr(args, name) <= len(GROUP_COLOURS) * 10:
-            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
-    if args.groups > len(GROUP_COLOURS):
-        parser.error(f'--groups must be at most {len(GROUP_COLOURS)}')
+    # one colour per drawn group; points are bounded to keep a panel legible
+    bounds = dict(groups=len(GROUP_COLOURS), points=len(GROUP_COLOURS) * 10)
+    for name, most in bounds.items():
+        value = getattr(args, name)
+        if not 1 <= value <= most:
+            parser.error(f'--{name} must be in [1, {most}], got {value}')
     return args
 
 
