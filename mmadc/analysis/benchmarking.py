@@ -15,8 +15,9 @@ import torch
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both benchmark tools take: --batch, --device, --impl,
-    --threads, --seed and --json."""
+    --gemm, --threads, --seed and --json."""
     from mmadc.ops.implementations import IMPLEMENTATIONS
+    from mmadc.ops.native_cpu import GEMM_LIBRARIES
     parser.add_argument('--batch', type=int, default=8, help='batch size')
     parser.add_argument(
         '--device', default='cpu', choices=['cpu', 'cuda'], help='device')
@@ -26,6 +27,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         choices=IMPLEMENTATIONS,
         help='ADC implementation: the native CPU kernel where it applies '
         '(auto), only it (native) or the PyTorch reference (reference)')
+    parser.add_argument(
+        '--gemm',
+        default='auto',
+        choices=GEMM_LIBRARIES,
+        help="the native kernel's float32 GEMMs: oneDNN's matmul where the "
+        'CPU has AVX-512, else at::mm (auto), or the one named')
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0, help='random seed')

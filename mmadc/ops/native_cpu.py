@@ -16,7 +16,8 @@ compare the two (values and all gradients) on every CI run.
 Which implementation runs is chosen per call by
 :mod:`mmadc.ops.implementations`.
 """
-from typing import List, Optional, Tuple
+import contextlib
+from typing import Iterator, List, Optional, Tuple
 
 from torch import Tensor
 
@@ -38,6 +39,45 @@ BLOCK_BYTES = 2 << 20
 def native_cpu_available() -> bool:
     """Whether the native CPU kernel was built and imports."""
     return _adc_cpu is not None
+
+
+#: The native kernel's float32 GEMM libraries: ``auto`` (oneDNN's matmul
+#: where the CPU has AVX-512, else at::mm, see ``gemm_nt`` in the kernel),
+#: ``onednn`` or ``mm``.
+GEMM_LIBRARIES = ('auto', 'onednn', 'mm')
+
+
+@contextlib.contextmanager
+def gemm_library(name: str) -> Iterator[None]:
+    """Route the native kernel's float32 GEMMs to ``name`` (one of
+    :data:`GEMM_LIBRARIES`) within a ``with`` block (for benchmarks)."""
+    if name not in GEMM_LIBRARIES:
+        raise ValueError(f'gemm library must be one of {GEMM_LIBRARIES}, '
+                         f'got {name!r}')
+    if name == 'auto':
+        yield
+        return
+    if _adc_cpu is None:
+        raise RuntimeError(f'gemm library {name!r} needs the native CPU '
+                           'kernel, which is not built')
+    if name == 'onednn' and not _adc_cpu.has_onednn():
+        raise RuntimeError("gemm library 'onednn' needs PyTorch's "
+                           'mkldnn::_linear_pointwise operator, which this '
+                           'PyTorch lacks')
+    previous = _adc_cpu.uses_onednn()
+    _adc_cpu.set_onednn(name == 'onednn')
+    try:
+        yield
+    finally:
+        _adc_cpu.set_onednn(previous)
+
+
+def gemm_library_in_use() -> Optional[str]:
+    """``'oneDNN'`` or ``'at::mm'``: where float32 GEMMs go now (None
+    without the native kernel)."""
+    if _adc_cpu is None:
+        return None
+    return 'oneDNN' if _adc_cpu.uses_onednn() else 'at::mm'
 
 
 def forward(input: Tensor, weight: Tensor, rates: Tensor,

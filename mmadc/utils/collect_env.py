@@ -21,13 +21,12 @@ def mmcv_ops_status() -> str:
 
 def adc_kernel_status() -> str:
     """Report whether mmadc's native ADC CPU kernel was built."""
-    from mmadc.ops.native_cpu import _adc_cpu
-    if _adc_cpu is None:
+    from mmadc.ops.native_cpu import gemm_library_in_use
+    if gemm_library_in_use() is None:
         return ('not built (ADC runs the reference implementation; '
                 'reinstall with a C++ compiler: pip install '
                 '--no-build-isolation -e .)')
-    onednn = 'oneDNN' if _adc_cpu.has_onednn() else 'at::mm'
-    return f'available (float32 GEMMs: {onednn})'
+    return f'available (float32 GEMMs: {gemm_library_in_use()})'
 
 
 def collect_env() -> 'OrderedDict[str, str]':

@@ -16,6 +16,7 @@ from conftest import PYTHON, REPO_ROOT, run_cli
 
 from mmadc.analysis.benchmarking import (median_ratio, peak_memory_mb,
                                          time_interleaved_ms)
+from mmadc.ops.native_cpu import gemm_library_in_use
 
 CPU = torch.device('cpu')
 
@@ -72,6 +73,7 @@ def test_benchmark_adc_json():
     ], REPO_ROOT)
     report = _json(proc)
     assert report['config']['impl'] == 'reference'
+    assert report['config']['gemm'] == gemm_library_in_use()
     (entry, ) = report['results']
     assert entry['shape'] == 'hrnet-w32-branch4'
     for mode in ('fwd', 'fwdbwd'):

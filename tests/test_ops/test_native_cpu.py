@@ -175,6 +175,7 @@ def test_float32_close_to_reference(onednn, channels_last):
     of the reference; channels_last in, channels_last out."""
     if onednn and not native_cpu._adc_cpu.has_onednn():
         pytest.skip('this PyTorch has no mkldnn::_linear_pointwise')
+    previous = native_cpu._adc_cpu.uses_onednn()
     native_cpu._adc_cpu.set_onednn(onednn)
     try:
         gen = torch.Generator().manual_seed(5)
@@ -189,7 +190,7 @@ def test_float32_close_to_reference(onednn, channels_last):
                             r.double(), None, 1, 1, 1, grad_out.double(), wrt)
         out, got = _run('native', x, weight, r, None, 1, 1, 1, grad_out, wrt)
     finally:
-        native_cpu._adc_cpu.set_onednn(True)
+        native_cpu._adc_cpu.set_onednn(previous)
     assert out.dtype == torch.float32
     assert out.is_contiguous(memory_format=torch.channels_last
                              if channels_last else torch.contiguous_format)
@@ -204,6 +205,53 @@ def test_float32_close_to_reference(onednn, channels_last):
             rtol=0,
             atol=1e-5,
             msg=name)
+
+
+def _cpu_flags() -> set:
+    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
+    try:
+        text = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith('flags'):
+            return set(line.split(':', 1)[1].split())
+    return set()
+
+
+@needs_kernel
+def test_gemm_library_follows_the_cpu():
+    """float32 GEMMs go to oneDNN exactly where the CPU has AVX-512 (MKL
+    runs AVX2 code on AMD's AVX-512 CPUs), else to at::mm; collect_env
+    reports the one in use."""
+    flags = _cpu_flags()
+    if not flags:
+        pytest.skip('no /proc/cpuinfo flags to compare with')
+    from mmadc.utils.collect_env import adc_kernel_status
+    expected = 'avx512f' in flags and native_cpu._adc_cpu.has_onednn()
+    assert native_cpu._adc_cpu.uses_onednn() == expected
+    library = 'oneDNN' if expected else 'at::mm'
+    assert adc_kernel_status() == f'available (float32 GEMMs: {library})'
+
+
+@needs_kernel
+def test_gemm_library_routes_and_restores():
+    """gemm_library (the benchmarks' --gemm) routes float32 GEMMs within
+    its block only, and refuses a name it does not know."""
+    default = native_cpu.gemm_library_in_use()
+    names = ['mm'] + (['onednn'] if native_cpu._adc_cpu.has_onednn() else [])
+    for name in names:
+        with native_cpu.gemm_library(name):
+            assert native_cpu.gemm_library_in_use() == {
+                'mm': 'at::mm',
+                'onednn': 'oneDNN'
+            }[name]
+        assert native_cpu.gemm_library_in_use() == default
+    with native_cpu.gemm_library('auto'):
+        assert native_cpu.gemm_library_in_use() == default
+    with pytest.raises(ValueError, match="one of .*got 'mkl'"):
+        with native_cpu.gemm_library('mkl'):
+            pass
 
 
 @needs_kernel

@@ -50,7 +50,8 @@ from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
                                          median_ratio, peak_memory_mb,
                                          time_rounds_ms)
 from mmadc.ops import adaptive_dilated_conv2d, adc_implementation
-from mmadc.ops.native_cpu import native_cpu_available
+from mmadc.ops.native_cpu import (gemm_library, gemm_library_in_use,
+                                  native_cpu_available)
 from mmadc.ops.reference import release_workspace
 
 
@@ -243,7 +244,7 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def benchmark(args: argparse.Namespace) -> dict:
-    with adc_implementation(args.impl):
+    with adc_implementation(args.impl), gemm_library(args.gemm):
         return _benchmark(args)
 
 
@@ -299,6 +300,7 @@ def _benchmark(args: argparse.Namespace) -> dict:
             warmup=args.warmup,
             impl=args.impl,
             native_cpu_kernel=native_cpu_available(),
+            gemm=gemm_library_in_use(),
             memory=('cuda peak allocated during fwd+bwd'
                     if args.device == 'cuda' else
                     'cpu peak resident memory added by fwd+bwd'),
@@ -313,9 +315,10 @@ def _fmt(value: Optional[float], spec: str = '.2f') -> str:
 def print_table(report: dict) -> None:
     cfg = report['config']
     print(f"device={cfg['device']} dtype={cfg['dtype']} impl={cfg['impl']} "
-          f"(native CPU kernel built: {cfg['native_cpu_kernel']}) "
-          f"batch={cfg['batch']} threads={cfg['threads']} "
-          f"repeat={cfg['repeat']} (median) warmup={cfg['warmup']}")
+          f"(native CPU kernel built: {cfg['native_cpu_kernel']}, float32 "
+          f"GEMMs: {cfg['gemm']}) batch={cfg['batch']} "
+          f"threads={cfg['threads']} repeat={cfg['repeat']} (median) "
+          f"warmup={cfg['warmup']}")
     header = (f"{'shape':<20}{'C@HxW/s':>14}{'mode':>8}{'conv ms':>10}"
               f"{'adc ms':>10}{'deform ms':>11}{'adc/conv':>10}"
               f"{'deform/adc':>12}")

@@ -33,7 +33,8 @@ from mmengine.structures import InstanceData, PixelData
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
                                          peak_memory_mb, time_interleaved_ms)
 from mmadc.ops import adc_implementation
-from mmadc.ops.native_cpu import native_cpu_available
+from mmadc.ops.native_cpu import (gemm_library, gemm_library_in_use,
+                                  native_cpu_available)
 
 RESNET50_CONFIGS = [
     'configs/pose/td-hm_res50_4xb32-140e_coco-256x192.py',
@@ -155,8 +156,9 @@ def benchmark(args: argparse.Namespace) -> dict:
     MMLogger.get_instance('mmengine', log_level='WARNING')
     if args.steps < 1:
         raise SystemExit(f'--steps must be >= 1, got {args.steps}')
-    with adc_implementation(args.impl):
+    with adc_implementation(args.impl), gemm_library(args.gemm):
         results = [benchmark_config(path, args) for path in args.configs]
+        gemm = gemm_library_in_use()
     compare_to_baselines(results)
     device = (
         torch.cuda.get_device_name()
@@ -170,6 +172,7 @@ def benchmark(args: argparse.Namespace) -> dict:
             warmup=args.warmup,
             impl=args.impl,
             native_cpu_kernel=native_cpu_available(),
+            gemm=gemm,
             torch=torch.__version__),
         results=results)
 
@@ -178,7 +181,8 @@ def print_table(report: dict) -> None:
     setup = report['setup']
     print(f"device={setup['device']} batch={setup['batch']} "
           f"amp={setup['amp']} impl={setup['impl']} (native CPU kernel "
-          f"built: {setup['native_cpu_kernel']}) steps={setup['steps']} "
+          f"built: {setup['native_cpu_kernel']}, float32 GEMMs: "
+          f"{setup['gemm']}) steps={setup['steps']} "
           f"(median) warmup={setup['warmup']}")
     header = (f"{'config':<58}{'step ms':>10}{'img/s':>9}{'vs base':>9}"
               f"{'peak MB':>9}{'vs base':>9}")

@@ -499,10 +499,12 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
 // a @ b^T for a (M, K) and b (N, K), each with unit stride along K or
 // along the other dimension. float32 goes to oneDNN's matmul (through
 // the mkldnn::_linear_pointwise operator PyTorch registers for its CPU
-// inductor backend): on CPUs where MKL takes a slower code path (e.g. AMD)
-// it is about twice as fast as at::mm and matches the convolution ADC is
-// compared with. Other dtypes, or a PyTorch without that operator, use
-// at::mm.
+// inductor backend) where the CPU has AVX-512, else to at::mm (MKL). MKL
+// runs its AVX2 code on AMD's AVX-512 CPUs, where oneDNN was about twice
+// as fast (AMD EPYC with AVX-512, at 95be573); on an AVX2-only AMD EPYC
+// (Zen 3) ADC's forward+backward took less time with at::mm at 20 of 22
+// benchmark shape-runs (README, "Tests and benchmarks"). Other dtypes, or
+// a PyTorch without that operator, use at::mm.
 const c10::OperatorHandle* onednn_linear() {
   static const c10::OperatorHandle* handle = []() {
     auto found = c10::Dispatcher::singleton().findSchema(
@@ -512,11 +514,22 @@ const c10::OperatorHandle* onednn_linear() {
   return handle;
 }
 
-bool use_onednn = true;  // switched by set_onednn (tests cover both paths)
+bool cpu_has_avx512() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+// switched by set_onednn (tests cover both paths)
+bool use_onednn = cpu_has_avx512();
+
+bool uses_onednn() { return use_onednn && onednn_linear() != nullptr; }
 
 at::Tensor gemm_nt(const at::Tensor& a, const at::Tensor& b) {
   const c10::OperatorHandle* op = onednn_linear();
-  if (use_onednn && op != nullptr && a.scalar_type() == at::kFloat) {
+  if (uses_onednn() && a.scalar_type() == at::kFloat) {
     torch::jit::Stack stack{a,
                             b,
                             c10::IValue(),
@@ -1012,10 +1025,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Native CPU kernels of adaptive dilated convolution (mmadc).";
   m.def(
       "set_onednn", [](bool on) { use_onednn = on; },
-      "Use oneDNN for float32 GEMMs when available (default true)");
+      "Use oneDNN for float32 GEMMs when available (default: where the "
+      "CPU has AVX-512)");
   m.def(
       "has_onednn", []() { return onednn_linear() != nullptr; },
       "Whether PyTorch provides the oneDNN matmul operator");
+  m.def("uses_onednn", &uses_onednn,
+        "Whether float32 GEMMs go to oneDNN (else at::mm)");
   m.def("forward", &forward, "ADC forward (CPU, float32/float64)",
         py::arg("input"), py::arg("weight"), py::arg("rates"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"),
