@@ -516,6 +516,8 @@ const c10::OperatorHandle* onednn_linear() {
 
 bool cpu_has_avx512() {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  // called from a static initialiser, which may run before libgcc's own
+  __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f");
 #else
   return false;
