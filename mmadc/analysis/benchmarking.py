@@ -2,13 +2,14 @@
 """Timing and peak-memory measurement shared by the benchmark tools
 (``tools/analysis/benchmark_adc.py`` and ``benchmark_model.py``)."""
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
@@ -40,6 +41,22 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         '--json',
         action='store_true',
         help='print exactly one JSON object on stdout instead of a table')
+
+
+@contextlib.contextmanager
+def selected_kernels(args: argparse.Namespace) -> Iterator[None]:
+    """The ADC implementation (``--impl``) and the native kernel's GEMM
+    library (``--gemm``) of :func:`add_common_arguments` for a ``with``
+    block; a ``--gemm`` this machine cannot run exits with one line."""
+    from mmadc.ops import adc_implementation
+    from mmadc.ops.native_cpu import gemm_library
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(adc_implementation(args.impl))
+        try:
+            stack.enter_context(gemm_library(args.gemm))
+        except RuntimeError as exc:
+            raise SystemExit(f'--gemm {args.gemm}: {exc}') from None
+        yield
 
 
 def time_rounds_ms(fns: Dict[str, Callable[[], object]], device: torch.device,

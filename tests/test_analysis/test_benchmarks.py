@@ -5,6 +5,7 @@ No timing is asserted (timings depend on the machine); the tests check
 that the tools measure what they say (units, memory of a known
 allocation, ratios of the reported numbers) and keep their CLI contract.
 """
+import argparse
 import json
 import statistics
 import sys
@@ -15,7 +16,8 @@ import torch
 from conftest import PYTHON, REPO_ROOT, run_cli
 
 from mmadc.analysis.benchmarking import (median_ratio, peak_memory_mb,
-                                         time_interleaved_ms)
+                                         selected_kernels, time_interleaved_ms)
+from mmadc.ops import native_cpu
 from mmadc.ops.native_cpu import gemm_library_in_use
 
 CPU = torch.device('cpu')
@@ -114,3 +116,18 @@ def test_benchmark_model_json():
     assert adc['images_per_s'] == pytest.approx(2 / (adc['step_ms'] / 1e3))
     if sys.platform.startswith('linux'):
         assert base['memory_mb'] > 0 and adc['memory_mb'] > 0
+
+
+def test_gemm_choice_without_kernel_exits_with_one_line(monkeypatch):
+    """--gemm naming a library needs the native kernel: without it the
+    tools stop with one line naming the flag, not a traceback."""
+    monkeypatch.setattr(native_cpu, '_adc_cpu', None)
+    args = argparse.Namespace(impl='auto', gemm='mm')
+    with pytest.raises(SystemExit) as exc:
+        with selected_kernels(args):
+            pass
+    message = str(exc.value)
+    assert message.startswith('--gemm mm: ') and 'not built' in message
+    assert '\n' not in message
+    with selected_kernels(argparse.Namespace(impl='auto', gemm='auto')):
+        pass  # auto needs no kernel

@@ -48,10 +48,9 @@ from torchvision.ops import deform_conv2d
 
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
                                          median_ratio, peak_memory_mb,
-                                         time_rounds_ms)
-from mmadc.ops import adaptive_dilated_conv2d, adc_implementation
-from mmadc.ops.native_cpu import (gemm_library, gemm_library_in_use,
-                                  native_cpu_available)
+                                         selected_kernels, time_rounds_ms)
+from mmadc.ops import adaptive_dilated_conv2d
+from mmadc.ops.native_cpu import gemm_library_in_use, native_cpu_available
 from mmadc.ops.reference import release_workspace
 
 
@@ -244,7 +243,7 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def benchmark(args: argparse.Namespace) -> dict:
-    with adc_implementation(args.impl), gemm_library(args.gemm):
+    with selected_kernels(args):
         return _benchmark(args)
 
 

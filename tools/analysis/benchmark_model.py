@@ -31,10 +31,9 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
-                                         peak_memory_mb, time_interleaved_ms)
-from mmadc.ops import adc_implementation
-from mmadc.ops.native_cpu import (gemm_library, gemm_library_in_use,
-                                  native_cpu_available)
+                                         peak_memory_mb, selected_kernels,
+                                         time_interleaved_ms)
+from mmadc.ops.native_cpu import gemm_library_in_use, native_cpu_available
 
 RESNET50_CONFIGS = [
     'configs/pose/td-hm_res50_4xb32-140e_coco-256x192.py',
@@ -156,7 +155,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     MMLogger.get_instance('mmengine', log_level='WARNING')
     if args.steps < 1:
         raise SystemExit(f'--steps must be >= 1, got {args.steps}')
-    with adc_implementation(args.impl), gemm_library(args.gemm):
+    with selected_kernels(args):
         results = [benchmark_config(path, args) for path in args.configs]
         gemm = gemm_library_in_use()
     compare_to_baselines(results)
