@@ -222,16 +222,12 @@ def _cpu_flags() -> set:
 @needs_kernel
 def test_gemm_library_follows_the_cpu():
     """float32 GEMMs go to oneDNN exactly where the CPU has AVX-512 (MKL
-    runs AVX2 code on AMD's AVX-512 CPUs), else to at::mm; collect_env
-    reports the one in use."""
+    runs AVX2 code on AMD's AVX-512 CPUs), else to at::mm."""
     flags = _cpu_flags()
     if not flags:
         pytest.skip('no /proc/cpuinfo flags to compare with')
-    from mmadc.utils.collect_env import adc_kernel_status
     expected = 'avx512f' in flags and native_cpu._adc_cpu.has_onednn()
     assert native_cpu._adc_cpu.uses_onednn() == expected
-    library = 'oneDNN' if expected else 'at::mm'
-    assert adc_kernel_status() == f'available (float32 GEMMs: {library})'
 
 
 @needs_kernel

@@ -7,6 +7,7 @@ import mmengine
 import mmpose
 import mmseg
 import numpy
+import pytest
 import torch
 import torchvision
 
@@ -45,3 +46,18 @@ def test_collect_env_module_runs():
                          check=True).stdout
     assert f'PyTorch: {torch.__version__}' in out
     assert 'MMCV compiled ops: available' in out
+
+
+def test_collect_env_names_the_gemm_library_in_use():
+    """The report names where float32 GEMMs go now, not merely whether
+    oneDNN is there."""
+    from mmadc.ops import native_cpu
+    if not native_cpu.native_cpu_available():
+        pytest.skip('native CPU kernel not built')
+    libraries = {'mm': 'at::mm'}
+    if native_cpu._adc_cpu.has_onednn():
+        libraries['onednn'] = 'oneDNN'
+    for name, library in libraries.items():
+        with native_cpu.gemm_library(name):
+            status = collect_env()['mmadc ADC CPU kernel']
+        assert status == f'available (float32 GEMMs: {library})'
