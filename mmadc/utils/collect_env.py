@@ -22,11 +22,12 @@ def mmcv_ops_status() -> str:
 def adc_kernel_status() -> str:
     """Report whether mmadc's native ADC CPU kernel was built."""
     from mmadc.ops.native_cpu import gemm_library_in_use
-    if gemm_library_in_use() is None:
+    library = gemm_library_in_use()
+    if library is None:
         return ('not built (ADC runs the reference implementation; '
                 'reinstall with a C++ compiler: pip install '
                 '--no-build-isolation -e .)')
-    return f'available (float32 GEMMs: {gemm_library_in_use()})'
+    return f'available (float32 GEMMs: {library})'
 
 
 def collect_env() -> 'OrderedDict[str, str]':
