@@ -9,20 +9,24 @@ optimizer ("parameter group that doesn't match the size of optimizer's
 group"). Before the Runner starts, :func:`check_run` compares the
 parameters (names and shapes) of the config's model with those of the
 checkpoint that run would continue or overwrite, and stops with one line
-naming the folder or file and the options.
+naming the folder or file and the options. :func:`check_test_checkpoint`
+does the same for the checkpoint ``tools/test.py`` evaluates, which the
+Runner would otherwise load with ``strict=False`` and evaluate half
+initialised.
 """
 import glob
 import os.path as osp
 from typing import Optional
 
-import torch
-
+from mmadc.compat.checkpoint_globals import load_weights_only
 from mmadc.utils.checkpoint_file import (Shapes, check_checkpoint_file,
+                                         check_weights_fit,
                                          describe_weight_difference,
-                                         weight_shapes)
+                                         weight_shapes, without_ddp_prefix)
+from mmadc.utils.cli import CliError
 
 
-class RunMismatchError(Exception):
+class RunMismatchError(CliError):
     """A work dir or checkpoint of another model; one-line message."""
 
 
@@ -40,7 +44,7 @@ def build_config_model(cfg):
 
 def checkpoint_weight_shapes(path: str) -> Shapes:
     """Shapes of the model weights a checkpoint holds."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = load_weights_only(path)
     return weight_shapes(state.get('state_dict', state))
 
 
@@ -90,3 +94,32 @@ def check_run(cfg, config_path: str, resume: Optional[str]) -> None:
         f'("{checkpoint}": {difference}); training into it would overwrite '
         'that run\'s checkpoints: pass another --work-dir, or --resume with '
         'that run\'s own config to continue it')
+
+
+def check_test_checkpoint(cfg,
+                          config_path: str,
+                          checkpoint: str,
+                          allow_baseline: bool = False,
+                          baseline_flag: Optional[str] = None) -> None:
+    """Raise unless the checkpoint's weights fit the config's model.
+
+    Args:
+        cfg (Config): The merged config.
+        config_path (str): The config file, for the message.
+        checkpoint (str): A file that passed :func:`check_checkpoint_file`.
+        allow_baseline (bool): Accept a checkpoint that lacks only the ADC
+            rate regressors (see
+            :func:`~mmadc.utils.checkpoint_file.check_weights_fit`).
+        baseline_flag (str, optional): The option setting
+            ``allow_baseline``, for the message.
+
+    Raises:
+        CheckpointFileError: The weights do not fit.
+    """
+    check_weights_fit(
+        build_config_model(cfg),
+        without_ddp_prefix(checkpoint_weight_shapes(checkpoint)),
+        checkpoint,
+        config_path,
+        allow_baseline=allow_baseline,
+        baseline_flag=baseline_flag)

@@ -4,6 +4,7 @@
 Registered as the mmcv conv layer ``'ADC'`` by :mod:`mmadc.models.layers`.
 """
 import math
+from contextlib import nullcontext
 from typing import Optional, Tuple, Union
 
 import torch
@@ -11,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .adaptive_dilated_conv import adaptive_dilated_conv2d
+from .adaptive_dilated_conv import _autocast_dtype, adaptive_dilated_conv2d
 
 # torch.compiler.is_exporting: torch >= 2.5
 _exporting = getattr(
@@ -116,7 +117,13 @@ class DilationRateRegressor(nn.Module):
         # the sampling offsets, which float16/bfloat16 would round coarsely.
         dtype = self.fc1.weight.dtype
         pooled = x.mean(dim=(2, 3), dtype=dtype)
-        with torch.autocast(x.device.type, enabled=False):
+        # Only leave autocast where it is on: torch.autocast raises for a
+        # device type without autocast (meta, which shape inference and
+        # lazy initialisation use), and there is nothing to leave there.
+        no_autocast = (
+            torch.autocast(x.device.type, enabled=False)
+            if _autocast_dtype(pooled) is not None else nullcontext())
+        with no_autocast:
             rates = RATE_ACTIVATIONS[self.activation](
                 self.fc2(F.relu(self.fc1(pooled))))
         if self.max_rate is not None:

@@ -231,3 +231,50 @@ def test_rate_activations(activation):
         assert (adc.last_rates > 0).all() and (grad != 0).all()
     with pytest.raises(ValueError, match='activation'):
         AdaptiveDilatedConv2d(4, 4, 3, rate_activation='tanh')
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize('cfg', INIT_CONFIGS)
+def test_meta_device_like_conv2d(cfg, dtype):
+    """On the meta device, which shape inference, model-size tools and lazy
+    initialisation use, the layer gives nn.Conv2d's output metadata (the
+    oracle), batched and unbatched, and gradients of its parameters'
+    shapes."""
+    in_ch, out_ch, k, stride, padding, dilation, bias, groups = cfg
+    args = dict(
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        bias=bias,
+        device='meta',
+        dtype=dtype)
+    adc = AdaptiveDilatedConv2d(
+        in_ch, out_ch, k, dilation_groups=groups, **args)
+    conv = nn.Conv2d(in_ch, out_ch, k, **args)
+
+    def metadata(t):
+        return t.device, t.shape, t.dtype
+
+    for shape in [(in_ch, 13, 10), (2, in_ch, 13, 10)]:
+        x = torch.empty(shape, device='meta', dtype=dtype)
+        assert metadata(adc(x)) == metadata(conv(x))
+    assert adc.last_rates.device.type == 'meta'
+    assert adc.last_rates.shape == (2, groups or in_ch)
+    adc(x).sum().backward()
+    for name, param in adc.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.shape == param.shape, name
+
+
+def test_lazy_initialisation_from_meta():
+    """Built on meta, materialised with ``to_empty`` and re-initialised with
+    ``reset_parameters`` (the lazy-initialisation recipe), the layer is the
+    convolution again: rates exactly 1, F.conv2d's output."""
+    adc = AdaptiveDilatedConv2d(4, 5, 3, padding=1, device='meta')
+    adc.to_empty(device='cpu')
+    adc.reset_parameters()
+    x = torch.randn(2, 4, 7, 6)
+    out = adc(x)
+    assert torch.equal(adc.last_rates, torch.ones(2, 4))
+    torch.testing.assert_close(out,
+                               F.conv2d(x, adc.weight, adc.bias, padding=1))

@@ -22,6 +22,8 @@ from mmadc.compat.checkpoint_globals import (CHECKPOINT_GLOBALS,
 
 pytestmark = pytest.mark.slow
 
+TORCH = tuple(int(part) for part in torch.__version__.split('.')[:2])
+
 TRAIN = osp.join(REPO_ROOT, 'tools', 'train.py')
 POSE_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                     'td-hm_res18_1xb32-40e_synthetic-coco-128x96.py')
@@ -76,6 +78,8 @@ def resumed_runs(data_workspace, deterministic_pose_cfg, tmp_path_factory):
     return straight, resumed
 
 
+@pytest.mark.skipif(
+    TORCH < (2, 6), reason='torch.load defaults to weights_only since 2.6')
 def test_checkpoint_needs_the_globals(resumed_runs):
     """Without mmadc, torch's weights-only load refuses the checkpoint:
     the gap is real and mmadc closes it."""
@@ -111,6 +115,10 @@ def test_resume_matches_uninterrupted_run(resumed_runs):
     assert osp.isfile(osp.join(straight, 'epoch_1.pth'))
 
 
+@pytest.mark.skipif(
+    TORCH < (2, 4),
+    reason='add_safe_globals arrived in torch 2.4; before, tests/test_compat '
+    'checks the restricted unpickler')
 def test_allowed_globals_are_exactly_what_checkpoints_need(
         resumed_runs, data_workspace, tmp_path):
     """The allowed globals load pose and seg training checkpoints, and

@@ -16,13 +16,15 @@ PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.mmadc-env-stamp"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
-# mmadc is installed as a copy (not editable), so its sources belong to the
-# fingerprint too: otherwise the tests would run an earlier copy.
+# shellcheck source=tools/install/mmadc_copy.sh
+source "$ROOT/tools/install/mmadc_copy.sh"
+
+# mmadc is installed as a copy (not editable; see mmadc_copy.sh), so its
+# sources belong to the fingerprint too.
 fingerprint() {
   { cat "$ROOT/tools/install/setup_torch_min_env.sh" "$ROOT/requirements/torch_min.txt" \
         "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml"
-    find "$ROOT/mmadc" -type f \( -name '*.py' -o -path '*/csrc/*' \) | LC_ALL=C sort \
-      | xargs cat; } | sha256sum | cut -d' ' -f1
+    mmadc_sources; } | sha256sum | cut -d' ' -f1
 }
 
 # (from / so that the installed mmadc is imported, not the source tree's)
@@ -46,18 +48,7 @@ PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install -q "setuptools>=77,<81" wheel ninja
 "${PIP[@]}" install -q -r "$ROOT/requirements/torch_min.txt"
 
-# mmadc itself, not editable: the native kernel is compiled against this
-# torch in a copy of the sources, so that it never shares build/ or the
-# in-place extension with the main environment's editable install.
-src="$(mktemp -d)"
-trap 'rm -rf "$src"' EXIT
-# configs/, tools/ and model-index.yml: the wheel packages them (mmadc/.mim).
-cp -r "$ROOT/mmadc" "$ROOT/requirements" "$ROOT/setup.py" "$ROOT/setup.cfg" \
-      "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/configs" "$ROOT/tools" \
-      "$ROOT/model-index.yml" "$src/"
-find "$src" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
-MMADC_WITH_CPU_KERNEL="${MMADC_WITH_CPU_KERNEL:-1}" \
-  "${PIP[@]}" install -q --no-deps --no-build-isolation --force-reinstall "$src"
+install_mmadc_copy "${PIP[@]}"
 check_env
 "$VENV/bin/python" -c 'import torch; print("mmadc lowest-torch environment ready: torch", torch.__version__)'
 fingerprint > "$STAMP"

@@ -21,6 +21,8 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer
 from mmengine.registry import MODELS
 
+from mmadc.compat.module_hooks import register_load_state_dict_pre_hook
+
 #: ``adc_cfg`` type names that always resolve to mmadc's layers. The root
 #: registry's ``'SAC'`` belongs to mmcv's *switchable* atrous convolution
 #: (DetectoRS, used by mmdet); overriding it globally would break mmdet, so
@@ -251,7 +253,7 @@ class ADCBackboneMixin:
                 loaded.add(id(module))
 
         handles = [
-            m.register_load_state_dict_pre_hook(_record) for _, m in layers
+            register_load_state_dict_pre_hook(m, _record) for _, m in layers
         ]
         try:
             super().init_weights()  # type: ignore[misc]

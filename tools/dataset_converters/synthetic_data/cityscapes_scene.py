@@ -15,6 +15,7 @@ import numpy as np
 from . import silhouettes
 from .canvas import Canvas, Size
 from .silhouettes import paint_silhouette
+from .upsample import upsample_linear
 
 CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
                       'traffic light', 'traffic sign', 'vegetation', 'terrain',
@@ -98,9 +99,7 @@ class _Scene:
         if blotch:
             cells = self.rng.normal(0, blotch,
                                     (max(2, bh // 6), max(2, bw // 6), 1))
-            tex += cv2.resize(
-                cells.astype(np.float32), (bw, bh),
-                interpolation=cv2.INTER_LINEAR)[..., None]
+            tex += upsample_linear(cells.astype(np.float32), (bw, bh))
         sub = mask[y0:y1, x0:x1]
         self.img[y0:y1, x0:x1][sub] = tex[sub]
         self.lbl[y0:y1, x0:x1][sub] = cls

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .canvas import Canvas, Size, line_width
+from .upsample import upsample_linear
 
 COCO_KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear',
                        'right_ear', 'left_shoulder', 'right_shoulder',
@@ -56,13 +57,24 @@ def _rand_colour(
     sat: Tuple[int, int] = (60, 230),
     val: Tuple[int, int] = (60, 240)
 ) -> Tuple[int, int, int]:
-    """A random BGR colour drawn in HSV space."""
-    hsv = np.array(
-        [[[rng.integers(0, 180),
-           rng.integers(*sat),
-           rng.integers(*val)]]],
-        dtype=np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+    """A random BGR colour drawn in HSV space (OpenCV's 8-bit ranges: hue
+    0-179 in steps of 2 degrees)."""
+    hue, s, v = (int(rng.integers(0, 180)), int(rng.integers(*sat)),
+                 int(rng.integers(*val)))
+    return _hsv_to_bgr(hue, s, v)
+
+
+def _hsv_to_bgr(hue: int, sat: int, val: int) -> Tuple[int, int, int]:
+    """OpenCV's ``COLOR_HSV2BGR`` formula for 8-bit values, in Python floats
+    with explicit rounding: OpenCV's own results differ between 4.11 (the
+    last release for numpy 1) and later releases."""
+    h, s, v = (hue * 2 % 360) / 60, sat / 255, val / 255
+    sector = int(h)
+    f = h - sector
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    # (r, g, b) in each 60-degree sector of hue
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    return tuple(int(round(c * 255)) for c in reversed(rgb[sector]))
 
 
 def _scaled(colour: Sequence[int], factor: float) -> Tuple[int, int, int]:
@@ -332,11 +344,12 @@ def _background(rng: np.random.Generator, width: int,
     img = c1 + ramp[..., None] * (c2 - c1)
     cells = int(rng.integers(3, 12))
     clouds = rng.normal(0, 1, (cells, cells, 3)).astype(np.float32)
-    img += cv2.resize(
-        clouds,
-        (width, height), interpolation=cv2.INTER_CUBIC) * rng.uniform(5, 30)
+    img += upsample_linear(clouds, (width, height)) * rng.uniform(5, 30)
     img = np.clip(img, 0, 255).astype(np.uint8)
 
+    # drawn in place into img (outlines sharp, strokes anti-aliased)
+    outlines = Canvas(img, antialiased=False)
+    strokes = Canvas(img, antialiased=True)
     for _ in range(int(rng.integers(4, 16))):
         colour = _rand_colour(rng, sat=(0, 200))
         kind = rng.integers(4)
@@ -344,9 +357,13 @@ def _background(rng: np.random.Generator, width: int,
         size = int(rng.integers(5, max(6, min(width, height) // 2)))
         filled = -1 if rng.random() < 0.6 else int(rng.integers(1, 4))
         if kind == 0:
-            cv2.rectangle(img, (x, y),
-                          (x + size, y + int(rng.integers(5, size + 6))),
-                          colour, filled)
+            x1, y1 = x + size, y + int(rng.integers(5, size + 6))
+            if filled < 0:
+                cv2.rectangle(img, (x, y), (x1, y1), colour, filled)
+            else:  # OpenCV's thick outlines differ between releases
+                corners = [(x, y), (x1, y), (x1, y1), (x, y1), (x, y)]
+                for p1, p2 in zip(corners, corners[1:]):
+                    outlines.line(p1, p2, filled, colour)
         elif kind == 1:
             cv2.circle(img, (x, y), size // 2, colour, filled, cv2.LINE_AA)
         elif kind == 2:
@@ -356,8 +373,8 @@ def _background(rng: np.random.Generator, width: int,
         else:
             x2, y2 = x + rng.integers(-size, size), y + rng.integers(
                 -size, size)
-            cv2.line(img, (x, y), (int(x2), int(y2)), colour,
-                     int(rng.integers(1, 5)), cv2.LINE_AA)
+            strokes.line((x, y), (int(x2), int(y2)), int(rng.integers(1, 5)),
+                         colour)
     # Fine grain so flat regions are not perfectly flat.
     grain = rng.normal(0, rng.uniform(2, 8), img.shape)
     return np.clip(img + grain, 0, 255).astype(np.uint8)
@@ -399,13 +416,50 @@ def _overlaps_too_much(mask: np.ndarray,
     return False
 
 
+def _simplify_closed(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """Douglas-Peucker simplification of a closed integer polygon.
+
+    The curve is split at its first point and the point farthest from it,
+    and each half keeps the points farther than ``epsilon`` from the chord
+    of their part. Distances are compared exactly (integer cross products
+    against float64 products): ``cv2.approxPolyDP`` keeps other points in
+    OpenCV 4.11 (the last release for numpy 1) than in later releases.
+    """
+    pts = points.astype(np.int64)
+    n = len(pts)
+    if n <= 3:
+        return pts
+    far = int(np.argmax(((pts - pts[0])**2).sum(1)))
+    keep = {0, far}
+    stack = [(0, far), (far, n)]  # index n is point 0 again
+    while stack:
+        i, j = stack.pop()
+        if j - i < 2:
+            continue
+        a, b = pts[i], pts[j % n]
+        inner = pts[i + 1:j]
+        ux, uy = int(b[0] - a[0]), int(b[1] - a[1])
+        if ux == 0 and uy == 0:  # a degenerate chord: distance to a point
+            d2 = ((inner - a)**2).sum(1).astype(np.float64)
+            limit = epsilon * epsilon
+        else:
+            cross = (inner[:, 0] - a[0]) * uy - (inner[:, 1] - a[1]) * ux
+            d2 = (cross * cross).astype(np.float64)
+            limit = epsilon * epsilon * (ux * ux + uy * uy)
+        k = int(np.argmax(d2))
+        if d2[k] > limit:
+            keep.add(i + 1 + k)
+            stack += [(i, i + 1 + k), (i + 1 + k, j)]
+    return pts[sorted(keep)]
+
+
 def _mask_polygons(mask: np.ndarray) -> List[List[float]]:
     """Outline polygons of a binary mask in COCO ``segmentation`` form."""
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_SIMPLE)
     polys = []
     for cnt in contours:
-        cnt = cv2.approxPolyDP(cnt, 0.7, True)
+        cnt = _simplify_closed(cnt.reshape(-1, 2), 0.7)
         if len(cnt) >= 3:
             polys.append([float(v) for v in cnt.reshape(-1)])
     return polys
