@@ -1,7 +1,7 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """``tools/analysis/benchmark_model.py``: which baseline each model is
-compared with (the training steps themselves run in
-``test_benchmarks.py``)."""
+compared with, and ``--amp`` where it cannot run (the training steps
+themselves run in ``test_benchmarks.py``)."""
 import importlib.util
 import os.path as osp
 
@@ -47,3 +47,14 @@ def test_each_adc_model_is_compared_with_its_own_baseline(benchmark_model):
     assert [r['throughput_vs_first'] for r in results] == [1, .8, .5, .4]
     assert results[1]['memory_vs_baseline'] == pytest.approx(1.2)
     assert results[3]['memory_vs_baseline'] is None
+
+
+def test_amp_on_cpu_exits_with_one_line(benchmark_model):
+    """MMEngine's AmpOptimWrapper trains on a GPU only: ``--amp`` without
+    ``--device cuda`` stops before any model is built, naming both."""
+    args = benchmark_model.parse_args(['--amp', '--device', 'cpu'])
+    with pytest.raises(SystemExit) as error:
+        benchmark_model.benchmark(args)
+    message = str(error.value)
+    assert message.startswith('--amp needs --device cuda')
+    assert '\n' not in message and message.endswith('--device cpu')

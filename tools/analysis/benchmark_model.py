@@ -151,6 +151,11 @@ def benchmark(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda given but CUDA is not available')
+    if args.amp and args.device != 'cuda':
+        # MMEngine's AmpOptimWrapper asserts a GPU (or NPU/MLU) is there
+        raise SystemExit(f'--amp needs --device cuda (AmpOptimWrapper does '
+                         f'not train on {args.device}), got --device '
+                         f'{args.device}')
     # keep init_weights' per-parameter report off stdout (and --json)
     MMLogger.get_instance('mmengine', log_level='WARNING')
     if args.steps < 1:
