@@ -17,6 +17,7 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmadc.engine.independent_runner import build_independent_runner
 from mmadc.models.utils import find_adc_layers, require_adc_layers
 from mmadc.utils.checkpoint_file import check_checkpoint_file
 
@@ -144,8 +145,10 @@ def build_analysis_runner(cfg: Config,
         cfg[key] = None  # a test run builds none of them
     # Without a file name the Runner dumps the config it ran as
     # <timestamp>.py: under the config's own name it would overwrite the
-    # user's config when the output directory is the config's folder.
-    runner = Runner.from_cfg(Config(cfg.to_dict()))
+    # user's config when the output directory is the config's folder. Its
+    # own experiment name keeps it apart from an analysis that ran in the
+    # same second (see mmadc.engine.independent_runner).
+    runner = build_independent_runner(Config(cfg.to_dict()))
     require_adc_layers(runner.model, source)
     if device is not None:
         runner.model.to(device)

@@ -3,20 +3,26 @@
 in, one drawn image per input out, and errors as one line.
 
 An output file that already exists is never replaced unless the user asks
-with ``--overwrite``: the demos check every output path before the first
-image is processed, so a refused run writes nothing.
+with ``--overwrite``: the demos check every output path (with
+:mod:`mmadc.utils.output_path`: the extension one of the image writer's,
+``--out-dir`` a folder) before the model is built, so a refused run writes
+nothing.
 """
 import os
 import os.path as osp
-import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmadc.utils.cli import CliError, run_cli
+from mmadc.utils.output_path import (OutputPathError, check_output_dir,
+                                     check_output_files)
+
+#: Images the demos read and write (what OpenCV encodes by extension).
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
-class DemoError(ValueError):
+class DemoError(CliError, ValueError):
     """Bad input to a demo; the message is one line naming the argument or
     file and what was expected."""
 
@@ -36,7 +42,8 @@ def plan_outputs(img: str,
                  out_file: Optional[str],
                  out_dir: Optional[str],
                  overwrite: bool = False,
-                 suffix: Optional[str] = None) -> List[Tuple[str, str]]:
+                 suffix: Optional[str] = None,
+                 make_dirs: bool = False) -> List[Tuple[str, str]]:
     """Pair every input image with its output path.
 
     Args:
@@ -47,14 +54,17 @@ def plan_outputs(img: str,
         overwrite (bool): Replace existing output files.
         suffix (str, optional): Replace the outputs' extension (e.g.
             ``'.png'``).
+        make_dirs (bool): The writer makes missing folders (as
+            ``mmcv.imwrite``); else the folder of ``out_file`` must exist.
 
     Returns:
         list[tuple[str, str]]: ``(input, output)`` pairs.
 
     Raises:
         DemoError: Missing input, no or both outputs given, a folder input
-            without ``out_dir``, or an existing output without
-            ``overwrite``.
+            without ``out_dir``, an output that is not an image file (see
+            :data:`IMAGE_EXTENSIONS`) or that is its input, ``out_dir`` a
+            file, or an existing output without ``overwrite``.
     """
     if not osp.exists(img):
         raise DemoError(f'img: "{img}" does not exist')
@@ -75,15 +85,18 @@ def plan_outputs(img: str,
                  for path in inputs]
     if suffix is not None:
         pairs = [(i, osp.splitext(o)[0] + suffix) for i, o in pairs]
-    for path, out in pairs:
-        if osp.abspath(path) == osp.abspath(out):
-            raise DemoError(f'output "{out}" would replace its input image')
-    existing = [out for _, out in pairs if osp.exists(out)]
-    if existing and not overwrite:
-        more = f' (and {len(existing) - 1} more)' if len(existing) > 1 \
-            else ''
-        raise DemoError(f'output "{existing[0]}" exists{more}; pass '
-                        '--overwrite to replace it')
+    arg = '--out-file' if out_file is not None else '--out-dir'
+    try:
+        if out_dir is not None:
+            check_output_dir(out_dir, arg)
+        check_output_files([out for _, out in pairs],
+                           arg,
+                           IMAGE_EXTENSIONS,
+                           overwrite,
+                           inputs=[(path, 'input image') for path, _ in pairs],
+                           make_dirs=make_dirs)
+    except OutputPathError as err:
+        raise DemoError(str(err)) from None
     return pairs
 
 
@@ -136,13 +149,11 @@ def check_boxes_inside(boxes: np.ndarray, image: np.ndarray,
 
 
 def run_cli_main(main: Callable[[], object]) -> None:
-    """Run a demo's ``main``; bad input ends it with one line on stderr
-    and exit status 1, not a traceback."""
-    try:
-        main()
-    except (DemoError, FileNotFoundError) as err:
-        prog = osp.basename(sys.argv[0])
-        sys.exit(f'{prog}: error: {err}')
+    """Run a tool's ``main`` as :func:`mmadc.utils.cli.run_cli` does (bad
+    input ends it with one line on stderr and exit status 1, not a
+    traceback), also for a ``FileNotFoundError``, with which
+    :mod:`mmadc.analysis` reports a missing input file."""
+    run_cli(main, expected=(FileNotFoundError, ))
 
 
 def load_detections(path: str, score_thr: float = 0.0) -> dict:

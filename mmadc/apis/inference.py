@@ -6,15 +6,24 @@ mmpose's and mmseg's ``init_model`` load a checkpoint with
 an ADC config, another depth) only logs a warning and the demo then draws
 the predictions of a half-initialised network. Here the model is built by
 upstream's ``init_model`` without weights, and the checkpoint is loaded
-only if its weights have exactly the model's names and shapes.
+only if its weights have exactly the model's names and shapes, and a
+config of the other task is refused with one line naming the right demo
+(upstream fails inside the model's constructor with a ``TypeError``).
 """
 from typing import Optional
 
 import torch.nn as nn
 
-from mmadc.utils.checkpoint_file import (CheckpointFileError,
+from mmadc.utils.checkpoint_file import (check_checkpoint_file,
                                          load_fitting_checkpoint)
+from mmadc.utils.cli import CliError, check_input_file
 from .demo_io import DemoError
+
+#: default_scope -> (the task's name, its image demo)
+TASKS = {
+    'mmpose': ('pose estimation', 'tools/demo/pose_image_demo.py'),
+    'mmseg': ('segmentation', 'tools/demo/seg_image_demo.py'),
+}
 
 
 def load_fitting_weights(model: nn.Module, checkpoint: str,
@@ -27,19 +36,31 @@ def load_fitting_weights(model: nn.Module, checkpoint: str,
     """
     try:
         return load_fitting_checkpoint(model, checkpoint, config)
-    except (FileNotFoundError, CheckpointFileError) as err:
+    except CliError as err:
         raise DemoError(str(err)) from None
 
 
-def _load_config(config: str, cfg_options: Optional[dict]):
-    import os.path as osp
-
+def _load_config(config: str, checkpoint: str, cfg_options: Optional[dict],
+                 scope: str):
+    """The config, refused unless its ``default_scope`` is ``scope``, after
+    a first look at the checkpoint file (before any model is built)."""
     from mmengine.config import Config
-    if not osp.isfile(config):
-        raise DemoError(f'config: "{config}" does not exist')
+    try:
+        check_input_file(config, 'config', 'a config file')
+        check_checkpoint_file(checkpoint)
+    except CliError as err:
+        raise DemoError(str(err)) from None
     cfg = Config.fromfile(config)  # imports custom_imports (mmadc)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    found = cfg.get('default_scope')
+    if found != scope:
+        task, demo = TASKS[scope]
+        if found in TASKS:
+            raise DemoError(f'config: "{config}" is a {TASKS[found][0]} '
+                            f'config; use {TASKS[found][1]}')
+        raise DemoError(f'config: "{config}" is not a {task} config '
+                        f'(default_scope {found!r}, expected {scope!r})')
     return cfg
 
 
@@ -61,7 +82,7 @@ def init_pose_model(config: str,
         mmpose's ``init_model``).
     """
     from mmpose.apis import init_model
-    cfg = _load_config(config, cfg_options)
+    cfg = _load_config(config, checkpoint, cfg_options, 'mmpose')
     model = init_model(cfg, None, device='cpu')
     meta = load_fitting_weights(model, checkpoint, config)
     if meta.get('dataset_meta'):
@@ -88,7 +109,7 @@ def init_seg_model(config: str,
     """
     from mmseg.apis import init_model
     from mmseg.utils import get_classes, get_palette
-    cfg = _load_config(config, cfg_options)
+    cfg = _load_config(config, checkpoint, cfg_options, 'mmseg')
     model = init_model(cfg, None, device='cpu')
     meta = load_fitting_weights(model, checkpoint, config)
     model.dataset_meta = meta.get('dataset_meta') or dict(

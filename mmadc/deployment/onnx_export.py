@@ -4,8 +4,8 @@
 The model is traced with ``torch.export`` (ADC stays one
 ``mmadc::adaptive_dilated_conv2d`` call), each ADC call is replaced by its
 decomposition into standard operators (:mod:`mmadc.ops.decomposition`:
-``GridSample`` and ``MatMul``), and the program goes through PyTorch's ONNX
-exporter. The file has the default ONNX domain only, so plain onnxruntime
+interpolation matrices and ``MatMul``), and the program goes through PyTorch's
+ONNX exporter. The file has the default ONNX domain only, so plain onnxruntime
 and TensorRT load it.
 
 Like mmdeploy's exports, the ONNX model is the network's tensor forward
@@ -13,20 +13,47 @@ Like mmdeploy's exports, the ONNX model is the network's tensor forward
 config's ``data_preprocessor`` (mean/std, BGR to RGB), outputs are the raw
 heatmaps (pose) or segmentation logits (seg), decoded outside.
 """
-import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from mmadc.ops.decomposition import DECOMPOSITIONS
-from mmadc.utils.checkpoint_file import (CheckpointFileError,
-                                         check_checkpoint_file,
+from mmadc.utils.checkpoint_file import (check_checkpoint_file,
                                          load_fitting_checkpoint)
+from mmadc.utils.cli import CliError, check_input_file
+
+#: The largest input side accepted: above it the example input and the
+#: activations of a traced network take tens of GB (an export at 100000 x
+#: 100000 dies in the allocator); the largest inputs of mmseg's configs
+#: are 2048 wide.
+MAX_SIDE = 8192
 
 
-class ExportError(Exception):
+class ExportError(CliError):
     """An export that cannot proceed; the message is one line for users."""
+
+
+def check_export_support() -> None:
+    """Raise :class:`ExportError` on a torch that cannot export ADC: the
+    export traces ADC as the registered op (``torch.library.custom_op``)
+    with ``torch.export``'s dynamic shapes, both torch >= 2.4."""
+    if not hasattr(torch.library, 'custom_op'):
+        raise ExportError(f'exporting ADC to ONNX needs torch >= 2.4 '
+                          f'(torch.library.custom_op, torch.export); this '
+                          f'is torch {torch.__version__}')
+
+
+def check_shape(shape: Sequence[int]) -> None:
+    """Raise :class:`ExportError` unless ``shape`` is two sizes in
+    ``[1, MAX_SIDE]``, before anything is allocated."""
+    height, width = shape
+    if height < 1 or width < 1:
+        raise ExportError(f'--shape: expected two positive sizes H W, got '
+                          f'{height} {width}')
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise ExportError(f'--shape: expected sizes H W of at most '
+                          f'{MAX_SIDE}, got {height} {width}')
 
 
 class TensorForward(nn.Module):
@@ -78,13 +105,12 @@ def build_model(config: str,
             whose weights do not fit the config's model.
     """
     from mmengine.config import Config
-    if not osp.isfile(config):
-        raise ExportError(f'config: "{config}" does not exist')
-    if checkpoint is not None:
-        try:
+    try:
+        check_input_file(config, 'config', 'a config file')
+        if checkpoint is not None:
             check_checkpoint_file(checkpoint)
-        except (FileNotFoundError, CheckpointFileError) as err:
-            raise ExportError(str(err)) from err
+    except CliError as err:
+        raise ExportError(str(err)) from None
     import mmadc  # noqa: F401  registers ADC and its backbones
     cfg = Config.fromfile(config)
     models = _scope_models(cfg)
@@ -93,7 +119,7 @@ def build_model(config: str,
     if checkpoint is not None:
         try:
             load_fitting_checkpoint(model, checkpoint, config)
-        except CheckpointFileError as err:
+        except CliError as err:
             raise ExportError(str(err)) from None
     return model.eval(), cfg
 
@@ -129,12 +155,12 @@ def export_onnx(model: nn.Module,
         Tensor: The input the model was traced with.
 
     Raises:
-        ExportError: The model cannot take that shape.
+        ExportError: A torch older than 2.4, a size outside
+            ``[1, MAX_SIDE]``, or the model cannot take that shape.
     """
+    check_export_support()
+    check_shape(shape)
     height, width = shape
-    if height < 1 or width < 1:
-        raise ExportError(f'--shape: expected two positive sizes H W, got '
-                          f'{height} {width}')
     module = TensorForward(model).eval()
     example = torch.randn(2 if dynamic_batch else 1, 3, height, width)
     try:

@@ -5,7 +5,8 @@ Usage::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
         [--show-dir DIR] [--show] [--interval N] [--wait-time S]
-        [--dump FILE.pkl] [--out PATH] [--cfg-options k=v ...]
+        [--dump FILE.pkl] [--out PATH] [--overwrite]
+        [--allow-baseline-checkpoint] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 The flags mean what they mean in mmpose's and mmseg's own ``tools/test.py``
@@ -14,8 +15,18 @@ The flags mean what they mean in mmpose's and mmseg's own ``tools/test.py``
 MMEngine's ``DumpResults`` metric (a pickle of the predictions), and
 ``--out`` is, as upstream, task-specific: for pose the file the metrics are
 written to, for segmentation the directory of predicted label PNGs
-(``test_evaluator.output_dir``). Unlike upstream, an existing ``--dump`` or
-``--out`` file (or a non-empty ``--out`` directory) is never replaced.
+(``test_evaluator.output_dir``).
+
+Unlike upstream, the paths are checked before the model is built: an
+existing ``--dump`` or ``--out`` file (or a non-empty ``--out`` directory)
+is replaced only with ``--overwrite``, never when it is the checkpoint or
+the config, and ``--out`` and ``--dump`` must be different files with
+formats their writers support. The checkpoint's weights must fit the
+config's model exactly (upstream loads them with ``strict=False`` and
+evaluates a half-initialised model); ``--allow-baseline-checkpoint`` loads
+the checkpoint of the same network without ADC into an ADC model on
+purpose, every ADC rate then 1. Mistakes end the tool with one line
+``test.py: error: ...`` and exit status 1.
 """
 import argparse
 import os
@@ -26,7 +37,17 @@ from mmengine.config import Config, DictAction
 
 from mmadc.compat.cpu_distributed import setup_cpu_distributed
 from mmadc.utils.checkpoint_file import check_checkpoint_file
+from mmadc.utils.cli import CliError, check_input_file, run_cli
+from mmadc.utils.output_path import (check_distinct_outputs, check_output_dir,
+                                     check_output_files)
+from .run_guard import check_test_checkpoint
 from .train import default_work_dir
+
+#: What ``mmengine.dump`` writes, by extension (pose's ``--out``).
+METRIC_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
+#: What MMEngine's ``DumpResults`` writes (``--dump``).
+DUMP_FORMATS = ('.pkl', '.pickle')
+BASELINE_FLAG = '--allow-baseline-checkpoint'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -37,10 +58,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', help='directory for the evaluation logs')
     parser.add_argument(
         '--out',
-        help='pose: file the metrics are written to (json/yaml/pkl); '
-        'segmentation: directory of the predicted label maps (PNG)')
+        help='pose: file the metrics are written to (.json, .yaml, .yml or '
+        '.pkl); segmentation: directory of the predicted label maps (PNG)')
     parser.add_argument(
         '--dump', help='dump the predictions to this pickle file (.pkl)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace an existing --out or --dump file (or write into a '
+        'non-empty --out directory); default: refuse')
+    parser.add_argument(
+        BASELINE_FLAG,
+        action='store_true',
+        help='evaluate a checkpoint of the same network without ADC with '
+        'an ADC config (the ADC rate regressors are missing from it and '
+        'every rate stays 1); any other difference is still refused')
     parser.add_argument(
         '--show-dir',
         help='directory of the drawn predictions (under the run\'s '
@@ -66,15 +98,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    for flag, path in (('--dump', args.dump), ('--out', args.out)):
-        if path is not None and osp.isfile(path) or (flag == '--out'
-                                                     and path is not None
-                                                     and osp.isdir(path)
-                                                     and os.listdir(path)):
-            parser.error(f'{flag}: "{path}" exists; choose a new path (an '
-                         'existing file or folder is never replaced)')
-    if args.dump is not None and not args.dump.endswith(('.pkl', '.pickle')):
-        parser.error(f'--dump: "{args.dump}" must be a .pkl file')
     if args.interval < 1:
         parser.error(f'--interval must be >= 1, got {args.interval}')
     if 'LOCAL_RANK' not in os.environ:
@@ -88,10 +111,9 @@ def enable_visualization(cfg: Config, args: argparse.Namespace,
     ``tools/test.py`` does (``--show``, ``--show-dir``)."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        raise ValueError(
-            f'--show/--show-dir: the config {args.config} has no '
-            'default_hooks.visualization (PoseVisualizationHook or '
-            'SegVisualizationHook)')
+        raise CliError(f'--show/--show-dir: the config {args.config} has no '
+                       'default_hooks.visualization (PoseVisualizationHook or '
+                       'SegVisualizationHook)')
     hook.interval = args.interval
     if args.show:
         hook.show = True
@@ -106,6 +128,28 @@ def enable_visualization(cfg: Config, args: argparse.Namespace,
         hook.draw = True
         if args.show_dir is not None:
             cfg.visualizer.save_dir = args.show_dir
+
+
+def check_outputs(cfg: Config, args: argparse.Namespace, task: str) -> None:
+    """Refuse, before any work, outputs that would fail to be written or
+    replace a file without ``--overwrite`` (see
+    :mod:`mmadc.utils.output_path`)."""
+    inputs = ((args.checkpoint, 'checkpoint'), (args.config, 'config'))
+    pose_out = args.out if task == 'pose' else None
+    check_distinct_outputs({'--out': pose_out, '--dump': args.dump})
+    if pose_out is not None:
+        check_output_files([pose_out], '--out', METRIC_FORMATS, args.overwrite,
+                           inputs)
+    elif args.out is not None:
+        check_output_dir(args.out, '--out', args.overwrite, inputs)
+    if args.dump is not None:
+        check_output_files([args.dump], '--dump', DUMP_FORMATS, args.overwrite,
+                           inputs)
+    check_output_dir(cfg.work_dir, '--work-dir', inputs=inputs)
+    # pose's --show-dir is made under work_dir/<timestamp> unless absolute
+    if args.show_dir is not None and (task == 'seg'
+                                      or osp.isabs(args.show_dir)):
+        check_output_dir(args.show_dir, '--show-dir', inputs=inputs)
 
 
 def add_outputs(cfg: Config, args: argparse.Namespace, task: str) -> None:
@@ -139,7 +183,24 @@ def save_metrics_hook(path: str):
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
+    """Evaluate; a user's mistake ends it with one line on stderr and exit
+    status 1 (:func:`~mmadc.utils.cli.run_cli`).
+
+    Returns:
+        dict: The test metrics.
+    """
+    return run_cli(run, argv)
+
+
+def run(argv: Optional[List[str]] = None) -> dict:
+    """:func:`main` with the errors raised (for callers that handle them).
+
+    Raises:
+        CliError: A missing config, a file that is not a checkpoint or one
+            of another model, or a refused output path.
+    """
     args = parse_args(argv)
+    check_input_file(args.config, 'config', 'a config file')
     check_checkpoint_file(args.checkpoint)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -151,15 +212,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.work_dir = default_work_dir(args.config)
     cfg.load_from = args.checkpoint
     task = 'seg' if cfg.get('default_scope') == 'mmseg' else 'pose'
+    check_outputs(cfg, args, task)
     if args.show or args.show_dir is not None:
         enable_visualization(cfg, args, task)
     add_outputs(cfg, args, task)
+    check_test_checkpoint(cfg, args.config, args.checkpoint,
+                          args.allow_baseline_checkpoint, BASELINE_FLAG)
     setup_cpu_distributed(cfg)
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
+    from mmadc.engine.independent_runner import build_independent_runner
+    runner = build_independent_runner(cfg)
     if task == 'pose' and args.out is not None:
         runner.register_hook(save_metrics_hook(args.out), 'LOWEST')
     return runner.test()

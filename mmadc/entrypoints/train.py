@@ -6,6 +6,11 @@ Usage::
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--no-validate] [--auto-scale-lr] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
+
+A user's mistake (a missing config, a ``--resume`` file that is not a
+checkpoint or one of another model, a work dir of another model's run)
+ends the tool with one line ``train.py: error: ...`` and exit status 1
+before the Runner starts.
 """
 import argparse
 import os
@@ -16,7 +21,8 @@ from mmengine.config import Config, DictAction
 
 from mmadc.compat.cpu_distributed import setup_cpu_distributed
 from mmadc.utils.checkpoint_file import check_checkpoint_file
-from .run_guard import RunMismatchError, check_run
+from mmadc.utils.cli import CliError, check_input_file, run_cli
+from .run_guard import check_run
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -83,7 +89,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if wrapper == 'AmpOptimWrapper':
             print('AMP is already enabled in the config.')
         elif wrapper != 'OptimWrapper':
-            raise ValueError(
+            raise CliError(
                 f'--amp needs optim_wrapper.type "OptimWrapper", but the '
                 f'config uses "{wrapper}"')
         else:
@@ -104,28 +110,33 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or \
                 'base_batch_size' not in cfg.auto_scale_lr:
-            raise ValueError('--auto-scale-lr needs `auto_scale_lr.'
-                             'base_batch_size` in the config')
+            raise CliError('--auto-scale-lr needs `auto_scale_lr.'
+                           'base_batch_size` in the config')
         cfg.auto_scale_lr.enable = True
     return cfg
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    """Train; a user's mistake ends it with one line on stderr and exit
+    status 1 (:func:`~mmadc.utils.cli.run_cli`)."""
+    run_cli(run, argv)
+
+
+def run(argv: Optional[List[str]] = None) -> None:
+    """:func:`main` with the errors raised (for callers that handle them).
+
+    Raises:
+        CliError: A missing config, a ``--resume`` file that is not a
+            checkpoint, or a run of another model (``RunMismatchError``).
+    """
     args = parse_args(argv)
+    check_input_file(args.config, 'config', 'a config file')
     cfg = merge_args(Config.fromfile(args.config), args)
-    try:
-        check_run(cfg, args.config, args.resume)
-    except RunMismatchError as err:
-        raise SystemExit(f'error: {err}') from None
+    check_run(cfg, args.config, args.resume)
     setup_cpu_distributed(cfg)
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    from mmadc.engine.independent_runner import build_independent_runner
+    build_independent_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -11,7 +11,9 @@ multi-GB checkpoint is not loaded twice.
 import os.path as osp
 import re
 import zipfile
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
+
+from .cli import CliError, check_input_file
 
 Shapes = Dict[str, Tuple[int, ...]]
 
@@ -20,8 +22,9 @@ Shapes = Dict[str, Tuple[int, ...]]
 _LEGACY_PREFIX = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
 
 
-class CheckpointFileError(ValueError):
-    """A path given as a checkpoint that is not one; one-line message."""
+class CheckpointFileError(CliError, ValueError):
+    """A path given as a checkpoint that is not one, or one of another
+    model; one-line message."""
 
 
 def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
@@ -34,11 +37,15 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
             ``'--resume: checkpoint'``).
 
     Raises:
-        FileNotFoundError: ``path`` is not a file.
-        CheckpointFileError: It is empty, damaged or another kind of file.
+        MissingFileError: ``path`` does not exist (a
+            ``FileNotFoundError``).
+        CheckpointFileError: It is a folder, or an empty, damaged or
+            another kind of file.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{what}: "{path}" does not exist')
+    if osp.isdir(path):
+        raise CheckpointFileError(f'{what}: "{path}" is a folder, expected '
+                                  'a checkpoint file')
+    check_input_file(path, what)
     if osp.getsize(path) == 0:
         raise CheckpointFileError(
             f'{what}: "{path}" is empty, not a checkpoint (an interrupted '
@@ -72,6 +79,20 @@ def weight_shapes(state_dict: dict) -> Shapes:
     }
 
 
+def adc_regressor_keys(model) -> Set[str]:
+    """The state-dict keys of the ADC rate regressors of ``model``: what a
+    checkpoint of the same network without ADC (a baseline's) lacks, as
+    :class:`~mmadc.ops.AdaptiveDilatedConv2d` keeps ``nn.Conv2d``'s
+    ``weight`` and ``bias``."""
+    from mmadc.ops import AdaptiveDilatedConv2d
+    return {
+        f'{name}.rate_regressor.{key}'.lstrip('.')
+        for name, module in model.named_modules()
+        if isinstance(module, AdaptiveDilatedConv2d)
+        for key in module.rate_regressor.state_dict()
+    }
+
+
 def describe_weight_difference(model: Shapes,
                                checkpoint: Shapes) -> Optional[str]:
     """None if a checkpoint's weights fit a model's (same names and
@@ -87,6 +108,62 @@ def describe_weight_difference(model: Shapes,
         f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in kinds if keys
     ]
     return '; '.join(parts) or None
+
+
+def without_ddp_prefix(state_dict: dict) -> dict:
+    """The state dict with the ``module.`` prefix of weights saved from a
+    DDP wrapper removed, as mmengine's ``load_checkpoint`` does."""
+    return {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+
+
+def check_weights_fit(model,
+                      checkpoint: Shapes,
+                      path: str,
+                      config: str,
+                      allow_baseline: bool = False,
+                      baseline_flag: Optional[str] = None) -> None:
+    """Raise unless a checkpoint's weights fit a model exactly.
+
+    Args:
+        model (nn.Module): The model built from ``config``.
+        checkpoint (dict): The checkpoint's weight shapes
+            (:func:`weight_shapes`, without the DDP prefix).
+        path (str): The checkpoint file, for the message.
+        config (str): The config, for the message.
+        allow_baseline (bool): Accept a checkpoint that lacks only the
+            ADC rate regressors' weights (:func:`adc_regressor_keys`): a
+            baseline checkpoint loaded into the ADC model on purpose, whose
+            rates then stay at their initial 1. Anything else that differs
+            is still refused.
+        baseline_flag (str, optional): The tool's option that sets
+            ``allow_baseline``; named in the message when the checkpoint
+            is such a baseline checkpoint.
+
+    Raises:
+        CheckpointFileError: The weights do not fit (one line naming both
+            files and how they differ).
+    """
+    shapes = weight_shapes(model.state_dict())
+    # the regressors' weights as if the checkpoint held them: only their
+    # absence is excused, not another shape
+    as_baseline = {
+        **{
+            k: shapes[k]
+            for k in adc_regressor_keys(model)
+        },
+        **checkpoint
+    }
+    difference = describe_weight_difference(
+        shapes, as_baseline if allow_baseline else checkpoint)
+    if difference is None:
+        return
+    hint = ''
+    if baseline_flag is not None and describe_weight_difference(
+            shapes, as_baseline) is None:
+        hint = (f'; it is a checkpoint of the model without ADC: pass '
+                f'{baseline_flag} to load it with every ADC rate 1')
+    raise CheckpointFileError(f'checkpoint: "{path}" does not fit the model '
+                              f'of "{config}": {difference}{hint}')
 
 
 def load_fitting_checkpoint(model, path: str, config: str) -> dict:
@@ -107,7 +184,8 @@ def load_fitting_checkpoint(model, path: str, config: str) -> dict:
         dict: The checkpoint's ``meta`` (empty if it has none).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        MissingFileError: ``path`` does not exist (a
+            ``FileNotFoundError``).
         CheckpointFileError: ``path`` is not a checkpoint, or its weights
             do not fit the model (one-line message naming both files).
     """
@@ -115,13 +193,8 @@ def load_fitting_checkpoint(model, path: str, config: str) -> dict:
     check_checkpoint_file(path)
     ckpt = _load_checkpoint(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    # as mmengine's load_checkpoint: weights saved from a DDP wrapper
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-    difference = describe_weight_difference(
-        weight_shapes(model.state_dict()), weight_shapes(state))
-    if difference is not None:
-        raise CheckpointFileError(f'checkpoint: "{path}" does not fit the '
-                                  f'model of "{config}": {difference}')
+    state = without_ddp_prefix(state)
+    check_weights_fit(model, weight_shapes(state), path, config)
     model.load_state_dict(state)
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     return meta if isinstance(meta, dict) else {}

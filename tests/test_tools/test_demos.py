@@ -162,3 +162,80 @@ def test_demo_cli_error_is_one_line(checkpoints, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('pose_image_demo.py: error: checkpoint: ')
     assert 'does not fit' in last
+
+
+def test_demo_output_and_config_mistakes(checkpoints, tmp_path):
+    """Refused before the model is built, one line naming the argument:
+    an output OpenCV has no encoder for, an --out-dir that is a file, and
+    a config of the other task (upstream: cv2.error, FileExistsError,
+    TypeError from the model's constructor)."""
+    img = str(tmp_path / 'img.png')
+    write_image(img)
+    taken = tmp_path / 'taken'
+    taken.write_text('mine')
+    out = str(tmp_path / 'out.png')
+    images = 'expected one of .jpg, .jpeg, .png, .bmp'
+    cases = [
+        (pose_image_demo, [
+            img, POSE_ADC_CFG, checkpoints['pose_adc'], '--out-file',
+            str(tmp_path / 'x.txt')
+        ], f'--out-file: ".*x.txt" has the extension ".txt", {images}'),
+        (seg_image_demo, [
+            img, SEG_ADC_CFG, checkpoints['seg_adc'], '--out-file',
+            str(tmp_path / 'noext')
+        ], f'--out-file: ".*noext" has no extension, {images}'),
+        (pose_image_demo,
+         [img, POSE_ADC_CFG, checkpoints['pose_adc'], '--out-dir',
+          str(taken)], f'--out-dir: "{taken}" is a file, expected a folder'),
+        (seg_image_demo, [
+            img, SEG_ADC_CFG, checkpoints['seg_adc'], '--out-file',
+            str(taken / 'out.png')
+        ], f'--out-file: "{taken}" is a file, expected a folder'),
+        (pose_image_demo,
+         [img, SEG_ADC_CFG, checkpoints['seg_adc'], '--out-file',
+          out], f'config: "{SEG_ADC_CFG}" is a segmentation config; use '
+         'tools/demo/seg_image_demo.py'),
+        (seg_image_demo,
+         [img, POSE_ADC_CFG, checkpoints['pose_adc'], '--out-file',
+          out], f'config: "{POSE_ADC_CFG}" is a pose estimation config; use '
+         'tools/demo/pose_image_demo.py'),
+    ]
+    for demo, argv, pattern in cases:
+        with pytest.raises(DemoError, match=pattern) as info:
+            demo.main(argv)
+        assert '\n' not in str(info.value)
+    assert taken.read_text() == 'mine'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['img.png', 'taken']
+
+
+def test_demo_cli_output_mistake_is_one_line(checkpoints, tmp_path):
+    img = str(tmp_path / 'img.png')
+    write_image(img)
+    proc = subprocess.run([
+        PYTHON,
+        osp.join(REPO_ROOT, 'tools', 'demo', 'seg_image_demo.py'), img,
+        SEG_ADC_CFG, checkpoints['seg_adc'], '--out-file',
+        str(tmp_path / 'x.txt')
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO_ROOT,
+                          timeout=300)
+    assert proc.returncode == 1
+    assert 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('seg_image_demo.py: error: --out-file: ')
+
+
+@pytest.mark.parametrize('with_labels', [False, True])
+def test_seg_demo_draws_a_one_pixel_image(checkpoints, tmp_path, with_labels):
+    """mmseg's drawing indexed the image with a 1x1 label tensor, which
+    NumPy takes as the integer index 1 (IndexError)."""
+    img = str(tmp_path / 'img.png')
+    mmcv.imwrite(np.full((1, 1, 3), 100, np.uint8), img)
+    out = str(tmp_path / 'out.png')
+    seg_image_demo.main([
+        img, SEG_ADC_CFG, checkpoints['seg_adc'], '--out-file', out,
+        *(['--with-labels'] if with_labels else [])
+    ])
+    assert mmcv.imread(out).shape == (1, 1, 3)

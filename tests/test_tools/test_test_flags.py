@@ -10,7 +10,7 @@ import pickle
 import mmcv
 import numpy as np
 import pytest
-from demo_helpers import POSE_CFG, write_checkpoint
+from demo_helpers import POSE_ADC_CFG, POSE_CFG, write_checkpoint
 
 from mmadc.entrypoints.test import main as run_test_tool
 
@@ -65,3 +65,44 @@ def test_seg_flags(data_workspace, tmp_path, monkeypatch):
         np.testing.assert_array_equal(label,
                                       pred['pred_sem_seg']['data'][0].numpy())
     assert glob.glob(osp.join(show, '**', '*.png'), recursive=True)
+
+
+def test_baseline_checkpoint_on_adc_config_on_purpose(data_workspace, tmp_path,
+                                                      monkeypatch):
+    """With --allow-baseline-checkpoint a baseline checkpoint evaluates in
+    the ADC model with every rate 1, which is the baseline network: the
+    predictions are the baseline config's own. --overwrite replaces the
+    metrics file of an earlier run."""
+    monkeypatch.chdir(data_workspace)
+    ckpt = write_checkpoint(POSE_CFG, str(tmp_path / 'baseline.pth'))
+    with pytest.raises(SystemExit):
+        run_test_tool([POSE_ADC_CFG, ckpt])
+    dumps = {}
+    for name, config in (('baseline', POSE_CFG), ('adc', POSE_ADC_CFG)):
+        dumps[name] = str(tmp_path / f'{name}.pkl')
+        run_test_tool([
+            config, ckpt, '--work-dir',
+            str(tmp_path / name), '--dump', dumps[name]
+        ] + (['--allow-baseline-checkpoint'] if name == 'adc' else []))
+    preds = {}
+    for name, path in dumps.items():
+        with open(path, 'rb') as f:
+            preds[name] = pickle.load(f)
+    assert len(preds['adc']) == len(preds['baseline']) > 0
+    for adc, base in zip(preds['adc'], preds['baseline']):
+        np.testing.assert_allclose(
+            adc['pred_instances']['keypoints'],
+            base['pred_instances']['keypoints'],
+            atol=1e-3)
+    metrics = tmp_path / 'metrics.json'
+    metrics.write_text('{"earlier": 1}')
+    with pytest.raises(SystemExit):
+        run_test_tool([POSE_CFG, ckpt, '--out', str(metrics)])
+    assert json.loads(metrics.read_text()) == {'earlier': 1}
+    # a visualizer of its own: MMEngine names it by config and second
+    run_test_tool([
+        POSE_CFG, ckpt, '--work-dir',
+        str(tmp_path / 'again'), '--out',
+        str(metrics), '--overwrite', '--cfg-options', 'visualizer.name=again'
+    ])
+    assert 0 <= json.loads(metrics.read_text())['coco/AP'] <= 1

@@ -149,6 +149,9 @@ def test_train_refuses_another_models_work_dir_and_checkpoint(
             text=True)
         assert proc.returncode != 0
         last = proc.stderr.strip().splitlines()[-1]
-        assert last.startswith('error: ') and pattern in last, proc.stderr
+        # the one-line form of every tool (mmadc.utils.cli.run_cli), which
+        # argparse's usage errors have too
+        assert last.startswith('train.py: error: ') and pattern in last, \
+            proc.stderr
         assert 'rate_regressor' in last and 'Traceback' not in proc.stderr
     assert (sorted(os.listdir(work_dir)), osp.getmtime(ckpt)) == before

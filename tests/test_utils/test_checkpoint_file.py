@@ -108,3 +108,69 @@ def test_fitting_checkpoint_loads_and_another_models_is_refused(tmp_path):
     assert 'another shape' in message and '\n' not in message
     assert all(
         torch.equal(other.state_dict()[k], v) for k, v in before.items())
+
+
+def test_folder_given_as_checkpoint(tmp_path):
+    with pytest.raises(CheckpointFileError) as info:
+        check_checkpoint_file(str(tmp_path))
+    assert str(info.value) == (f'checkpoint: "{tmp_path}" is a folder, '
+                               'expected a checkpoint file')
+
+
+def _adc_net(adc: bool):
+    from mmadc.ops import AdaptiveDilatedConv2d
+    conv = AdaptiveDilatedConv2d if adc else torch.nn.Conv2d
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), conv(8, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8))
+
+
+def test_baseline_checkpoint_fits_an_adc_model_only_when_allowed():
+    """A checkpoint of the network without ADC lacks exactly the rate
+    regressors: refused (naming the flag) unless allowed; with the flag
+    any other difference is still refused."""
+    from mmadc.utils.checkpoint_file import (adc_regressor_keys,
+                                             check_weights_fit, weight_shapes)
+    model = _adc_net(True)
+    keys = adc_regressor_keys(model)
+    assert keys and all(k.startswith('1.rate_regressor.') for k in keys)
+    baseline = weight_shapes(_adc_net(False).state_dict())
+    with pytest.raises(CheckpointFileError) as info:
+        check_weights_fit(
+            model,
+            baseline,
+            'b.pth',
+            'adc.py',
+            baseline_flag='--allow-baseline-checkpoint')
+    message = str(info.value)
+    assert message.startswith('checkpoint: "b.pth" does not fit the model '
+                              'of "adc.py"')
+    assert 'rate_regressor' in message
+    assert message.endswith('pass --allow-baseline-checkpoint to load it '
+                            'with every ADC rate 1')
+    check_weights_fit(model, baseline, 'b.pth', 'adc.py', allow_baseline=True)
+    check_weights_fit(model, weight_shapes(model.state_dict()), 'a.pth',
+                      'adc.py')
+    # anything but missing regressors: refused even when allowed, no hint
+    others = {
+        'resized': {
+            **baseline, '0.weight': (4, 3, 3, 3)
+        },
+        'unexpected': {
+            **baseline, 'head.weight': (1, )
+        },
+        'missing': {
+            k: v
+            for k, v in baseline.items() if k != '2.running_mean'
+        },
+    }
+    for kind, shapes in others.items():
+        with pytest.raises(CheckpointFileError) as info:
+            check_weights_fit(
+                model,
+                shapes,
+                'o.pth',
+                'adc.py',
+                allow_baseline=True,
+                baseline_flag='--allow-baseline-checkpoint')
+        assert '--allow-baseline-checkpoint' not in str(info.value), kind

@@ -21,8 +21,9 @@ import numpy as np
 from mmengine.config import DictAction
 
 from mmadc.apis import (check_boxes_inside, init_pose_model, parse_boxes,
-                        plan_outputs, read_image, run_cli_main)
+                        plan_outputs, read_image)
 from mmadc.apis.demo_io import image_id_of, load_detections
+from mmadc.utils.cli import run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,7 +80,9 @@ def main(argv=None) -> list:
         compatible_visualizer_cfg
 
     args = parse_args(argv)
-    pairs = plan_outputs(args.img, args.out_file, args.out_dir, args.overwrite)
+    pairs = plan_outputs(
+        args.img, args.out_file, args.out_dir, args.overwrite,
+        make_dirs=True)  # mmcv.imwrite makes the folders
     boxes = parse_boxes(args.bboxes)
     detections = None if args.det_file is None else load_detections(
         args.det_file, args.det_score_thr)
@@ -121,4 +124,4 @@ def main(argv=None) -> list:
 
 
 if __name__ == '__main__':
-    run_cli_main(main)
+    run_cli(main)

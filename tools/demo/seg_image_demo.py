@@ -17,7 +17,8 @@ import sys
 import mmcv
 from mmengine.config import DictAction
 
-from mmadc.apis import init_seg_model, plan_outputs, read_image, run_cli_main
+from mmadc.apis import init_seg_model, plan_outputs, read_image
+from mmadc.utils.cli import run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,7 +58,9 @@ def main(argv=None) -> list:
     from mmseg.apis import inference_model, show_result_pyplot
 
     args = parse_args(argv)
-    pairs = plan_outputs(args.img, args.out_file, args.out_dir, args.overwrite)
+    pairs = plan_outputs(
+        args.img, args.out_file, args.out_dir, args.overwrite,
+        make_dirs=True)  # mmcv.imwrite makes the folders
     model = init_seg_model(args.config, args.checkpoint, args.device,
                            args.cfg_options)
     written = []
@@ -65,6 +68,10 @@ def main(argv=None) -> list:
     for path, out in pairs:
         image = read_image(path)
         result = inference_model(model, image)
+        # mmseg's visualizer indexes the image with the label map; NumPy
+        # takes a one-element tensor as an integer index (IndexError for a
+        # 1x1 image), an array as the boolean mask it is
+        result.pred_sem_seg.data = result.pred_sem_seg.data.cpu().numpy()
         show_result_pyplot(
             model,
             mmcv.bgr2rgb(image),
@@ -83,4 +90,4 @@ def main(argv=None) -> list:
 
 
 if __name__ == '__main__':
-    run_cli_main(main)
+    run_cli(main)
