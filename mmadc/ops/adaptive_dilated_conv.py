@@ -272,6 +272,8 @@ else:  # the same kernels and formula, eager mode only
         @staticmethod
         def forward(ctx, *inputs):
             _setup_context(ctx, inputs, None)
+            if inputs[0].device.type == 'meta':  # shapes only (fake kernel)
+                return _forward_fake(*inputs)
             return _forward_kernel(*inputs)
 
         @staticmethod
@@ -287,7 +289,11 @@ else:  # the same kernels and formula, eager mode only
                 None if g is None else _SecondDerivative.apply(g, *saved)
                 for g in grads)
 
-    _backward_op = _backward_kernel
+    def _backward_op(grad_out, *args):
+        kernel = _backward_fake if grad_out.device.type == 'meta' else \
+            _backward_kernel
+        return kernel(grad_out, *args)
+
     _apply = _AdaptiveDilatedConv2dFunction.apply
 
 # ---------------------------------------------------------------------------

@@ -1,16 +1,32 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""ADC in standard operators: ``grid_sample`` and a matrix product.
+"""ADC in standard operators: separable bilinear reads as matrix products.
 
 Deployment runtimes (onnxruntime, TensorRT) know no ``mmadc`` operator, so an
 exported program replaces each call by this decomposition
 (:data:`DECOMPOSITIONS`, for ``ExportedProgram.run_decompositions``), which
-ONNX expresses with ``GridSample`` and ``MatMul``. It computes the same
-function as the kernels: every tap of every (sample, channel) plane is one
-bilinear read with zeros outside the image (``grid_sample`` with
-``align_corners=False`` maps the normalised coordinate back to exactly the
-pixel position), and the taps meet the weight in one batched product. It
-materialises the ``k * k`` tap image, so it is for deployment and testing,
-not for training.
+ONNX expresses with ``MatMul`` and element-wise operators only. It computes
+the same function as the kernels (see :mod:`mmadc.ops.dilated_sampling`):
+tap ``(i, j)`` of a plane reads the input at ``(y_i, x_j)``, where ``y_i``
+depends only on the plane's rate and ``i`` and ``x_j`` only on the rate and
+``j``, so the bilinear read is separable. The row interpolation of a plane
+is one small matrix ``A_y`` (rows ``(i, ho)``, columns the input rows) with
+the bilinear "tent" weights ``max(0, 1 - |y_i - y|)``, the column
+interpolation likewise ``A_x``, and the tap image is ``A_y X A_x^T``. A tent
+weight is zero for every pixel outside the image, which is exactly the
+kernels' zero padding, for any rate. The tap image meets the weight in one
+batched product.
+
+Measured in onnxruntime (SimpleBaseline-ResNet-50-ADC, 2 threads, batch 1,
+``tools/analysis/benchmark_deploy.py``), this form is the fastest of those
+tried: the earlier one (one ``GridSample`` over every plane with a
+``k * k``-times larger grid, then ``MatMul``) took 2.7-3.8 times as long
+(noisy and quiet phases of a shared machine), since ``GridSample``'s
+generic kernel dominated it; ``Gather`` reads of rows and columns with lerp
+weights need a high-rank ``Transpose`` of the ``k * k`` tap image (the
+gathered axis must lead), which onnxruntime runs slowly, and even gathering
+only the rows (columns as here) was 8 % slower. The interpolation matrices
+are small and onnxruntime's ``MatMul`` is fast. It materialises the
+``k * k`` tap image, so it is for deployment and testing, not for training.
 """
 from typing import List, Optional
 
@@ -19,6 +35,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .adaptive_dilated_conv import output_size  # (and registers the op)
+
+
+def _tent(distances: Tensor, shifts: Tensor) -> Tensor:
+    """Bilinear weights ``max(0, 1 - |distance + shift|)``.
+
+    ``distances`` holds ``centre - q`` for every kernel centre and pixel
+    ``q`` of an axis, ``shifts`` the tap shifts ``d r t``: their sum is
+    ``position - q``, so the result has each position's two linear
+    interpolation weights at the pixels around it and zeros elsewhere,
+    which reads zeros outside the image (the kernels' zero padding). The
+    distances do not depend on the rates (constants in the export), and
+    adding a shift per (sample, group, tap) to them is cheaper in
+    onnxruntime than broadcasting each position against the pixels.
+    """
+    return F.relu(1 - (distances + shifts).abs())
 
 
 def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
@@ -32,46 +63,44 @@ def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
     """
     num, channels, height, width = input.shape
     out_channels, _, kh, kw = weight.shape
+    groups = rates.shape[1]
+    group_channels = channels // groups
     out_h, out_w = output_size(input, weight, stride, padding, dilation)
     sample_dtype = torch.float64 if input.dtype == torch.float64 \
         else torch.float32
-    planes = input.to(sample_dtype).reshape(num * channels, 1, height, width)
-    # (N * C, 1, 1): each plane's rate times the base dilation per axis
-    plane_rates = rates.to(sample_dtype).repeat_interleave(
-        channels // rates.shape[1], dim=1).reshape(-1, 1, 1)
     like = dict(dtype=sample_dtype, device=input.device)
-    taps_h = torch.arange(kh, **like) - kh // 2
-    taps_w = torch.arange(kw, **like) - kw // 2
-    # kernel centres of the outputs, then the tap shifts (d * r * i)
+    # (N, g, 1, 1, 1): every channel of a dilation group shares its
+    # positions, so the interpolation matrices are per group and broadcast
+    # over its channels
+    group_rates = rates.to(sample_dtype).reshape(num, groups, 1, 1, 1)
+    taps_h = (torch.arange(kh, **like) - kh // 2).reshape(kh, 1, 1)
+    taps_w = (torch.arange(kw, **like) - kw // 2).reshape(kw, 1, 1)
+    # kernel centres of the outputs; tap i reads d * r * i from them
     centre_y = (
         torch.arange(out_h, **like) * stride[0] - padding[0] + dilation[0] *
         (kh // 2))
     centre_x = (
         torch.arange(out_w, **like) * stride[1] - padding[1] + dilation[1] *
         (kw // 2))
-    # (N * C, kh, out_h) and (N * C, kw, out_w) pixel positions
-    pos_y = centre_y + (dilation[0] * plane_rates) * taps_h[:, None]
-    pos_x = centre_x + (dilation[1] * plane_rates) * taps_w[:, None]
-    # grid (N * C, kh * out_h, kw * out_w, 2): rows (i, ho), columns (j, wo)
-    rows = kh * out_h
-    cols = kw * out_w
-    grid_y = pos_y.reshape(-1, rows, 1).expand(-1, rows, cols)
-    grid_x = pos_x.reshape(-1, 1, cols).expand(-1, rows, cols)
-    # align_corners=False: pixel p has the normalised coordinate
-    # (2 p + 1) / size - 1, defined for every size (also 1)
-    grid = torch.stack([(2 * grid_x + 1) / width - 1,
-                        (2 * grid_y + 1) / height - 1], -1)
-    taps = F.grid_sample(
-        planes,
-        grid,
-        mode='bilinear',
-        padding_mode='zeros',
-        align_corners=False)
-    # (N, C, kh, out_h, kw, out_w) -> columns (N, C * kh * kw, out_h * out_w)
-    columns = taps.reshape(num, channels, kh, out_h, kw,
-                           out_w).permute(0, 1, 2, 4, 3,
-                                          5).reshape(num, channels * kh * kw,
-                                                     out_h * out_w)
+    # rows first: A_y (N, g, kh, out_h, H) as (N, g, 1, kh * out_h, H),
+    # times the planes (N, g, C / g, H, W)
+    rows_y = _tent(centre_y[:, None] - torch.arange(height, **like),
+                   (dilation[0] * group_rates) * taps_h)
+    planes = input.to(sample_dtype).reshape(num, groups, group_channels,
+                                            height, width)
+    rows = torch.matmul(
+        rows_y.reshape(num, groups, 1, kh * out_h, height),
+        planes).reshape(num, groups, group_channels, kh, 1, out_h, width)
+    # then columns, A_x^T (N, g, kw, W, out_w), one product per tap (i, j),
+    # which leaves the taps in the (c, i, j, ho, wo) order of the column
+    # matrix (no transpose of the k * k tap image)
+    cols_x = _tent(centre_x - torch.arange(width, **like)[:, None],
+                   (dilation[1] * group_rates) * taps_w)
+    columns = torch.matmul(rows,
+                           cols_x.reshape(num, groups, 1, 1, kw, width,
+                                          out_w)).reshape(
+                                              num, channels * kh * kw,
+                                              out_h * out_w)
     out = torch.matmul(
         weight.reshape(out_channels, -1).to(compute_dtype),
         columns.to(compute_dtype))
