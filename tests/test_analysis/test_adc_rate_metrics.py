@@ -199,3 +199,63 @@ def test_metric_errors():
         metric.evaluate(1)
     with pytest.raises(ValueError, match='size_by'):
         ADCRateSizeMetric(size_by='segm')
+
+
+def test_size_metric_trend_of_constructed_rates():
+    """Rates set to grow with the box area: Spearman 1 in every layer and
+    stage, and the large - small difference computed here."""
+    layers = OrderedDict(
+        (name,
+         dict(
+             stage=stage,
+             dilation_groups=groups,
+             channels_per_group=1,
+             in_channels=groups))
+        for name, stage, groups in (('backbone.layer1.0.conv2', 'layer1', 2),
+                                    ('backbone.layer1.1.conv2', 'layer1', 3),
+                                    ('backbone.layer2.0.conv2', 'layer2', 1)))
+    metric = ADCRateSizeMetric(num_resamples=200, seed=3)
+    per_person = []
+    for k, (w, h) in enumerate(SIDES):
+        base = 1. + np.log(w * h) / 10  # increases with the area
+        rates = OrderedDict(
+            (name,
+             torch.tensor(
+                 [[base + j / 100 for j in range(info['dilation_groups'])]]))
+            for name, info in layers.items())
+        per_person.append(base)
+        metric.process({}, [
+            dict(
+                adc_layers=layers,
+                adc_rates=rates,
+                gt_instances=dict(bboxes=np.array([[0., 0., w, h]])))
+        ])
+    metrics = metric.evaluate(len(SIDES))
+    summary = metric.summary
+    groups = np.array([group_of(w, h) for w, h in SIDES])
+    base = np.array(per_person)
+    for stage in ('layer1', 'layer2'):
+        trend = summary['stage_trends'][stage]
+        assert trend['spearman']['value'] == pytest.approx(1.)
+        assert trend['spearman']['excludes_zero']
+        assert metrics[f'adc_rate/{stage}/spearman'] == pytest.approx(1.)
+    # the groups' mean over persons of the layer's mean over channels
+    offsets = dict(layer1=np.mean([0.005, 0.01]), layer2=0.)
+    for name, info in layers.items():
+        diff = summary['layers'][name]['size_trend']['large_minus_small']
+        expected = base[groups == 'large'].mean() - \
+            base[groups == 'small'].mean()
+        assert diff['value'] == pytest.approx(expected) and expected > 0
+        assert diff['n'] == [
+            int((groups == 'large').sum()),
+            int((groups == 'small').sum())
+        ]
+    assert metrics['adc_rate/layer1/large_minus_small'] == pytest.approx(
+        expected)
+    # per-person stage rate: mean over the stage's layers of the means
+    np.testing.assert_allclose(summary['persons']['stage_rate']['layer1'],
+                               base + offsets['layer1'])
+    assert summary['persons']['area'] == [float(w * h) for w, h in SIDES]
+    assert summary['size_trend']['num_resamples'] == 200
+    with pytest.raises(ValueError, match='num_resamples'):
+        ADCRateSizeMetric(num_resamples=0)

@@ -1,4 +1,5 @@
 # Copyright (c) mmadc contributors. All rights reserved.
+import csv
 import json
 import os.path as osp
 
@@ -10,6 +11,7 @@ from analysis_helpers import (build_pose_model, load_tool, tiny_coco,
                               val_annotations, write_pose_config)
 from mmengine.structures import InstanceData
 from mmpose.structures import PoseDataSample
+from scipy import stats as scipy_stats
 
 from mmadc.evaluation.functional import (RunningStats, SizeGroupedRateStats,
                                          instance_area, size_group)
@@ -236,6 +238,19 @@ def test_tool_at_initialisation(tmp_path):
     # header + per layer: in_channels x 4 size groups (incl. all)
     assert len(rows) == 1 + 4 * sum(layer['in_channels']
                                     for layer in saved['layers'].values())
+    # constant rates (1 at initialisation): no rank correlation exists,
+    # the difference is exactly 0
+    assert list(
+        saved['stage_trends']) == ['layer1', 'layer2', 'layer3', 'layer4']
+    for stage, trend in saved['stage_trends'].items():
+        assert trend['spearman']['value'] is None
+        assert trend['large_minus_small']['value'] == 0.
+        assert osp.getsize(out / 'plots' / f'trend_{stage}.png') > 1000
+    assert saved['size_trend']['num_resamples'] == 1000
+    with open(out / 'rate_size_trend.csv') as f:
+        trend_rows = f.read().splitlines()
+    # header + (8 layers + 4 stages) x 2 statistics
+    assert len(trend_rows) == 1 + 12 * 2
 
 
 def test_tool_reports_regressor_bias(tmp_path):
@@ -268,6 +283,62 @@ def test_tool_reports_regressor_bias(tmp_path):
             np.testing.assert_allclose(st['mean'], expected[name], rtol=1e-6)
             np.testing.assert_allclose(st['var'], 0., atol=1e-12)
     assert not (out / 'plots').exists()
+
+
+def test_tool_size_trend(tmp_path, capsys):
+    """Rates that differ between persons: the JSON's trends against
+    scipy on the JSON's own persons, the CSV against the JSON, one stdout
+    line per stage."""
+    config = write_pose_config(tmp_path, 'ResNetADC')
+    model = build_pose_model(config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in find_adc_layers(model).values():
+            fc2 = layer.rate_regressor.fc2
+            fc2.weight.copy_(
+                torch.randn(fc2.weight.shape, generator=generator))
+    ckpt = str(tmp_path / 'random.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    out = tmp_path / 'out'
+    args = [
+        config, ckpt, '--out-dir',
+        str(out), '--boxes', 'gt', '--max-instances', '12', '--bootstrap',
+        '100', '--seed', '5', '--no-plots'
+    ]
+    summary = load_tool('rate_statistics').main(args)
+    printed = capsys.readouterr().out
+    persons = summary['persons']
+    assert len(persons['area']) == min(12, len(val_annotations()))
+    assert summary['num_instances'] == expected_counts(val_annotations()[:12],
+                                                       'bbox')
+    for stage, trend in summary['stage_trends'].items():
+        rates = persons['stage_rate'][stage]
+        assert np.std(rates) > 0
+        rho = trend['spearman']
+        assert rho['value'] == pytest.approx(
+            scipy_stats.spearmanr(persons['area'], rates).correlation)
+        verdict = 'excludes 0' if rho['excludes_zero'] else 'includes 0'
+        line = [x for x in printed.splitlines() if x.startswith(stage + ':')]
+        assert len(line) == 1 and verdict in line[0], printed
+        assert f'{rho["value"]:.3f}' in line[0]
+    with open(out / 'rate_size_trend.csv') as f:
+        rows = list(csv.DictReader(f))
+    stage_rows = [r for r in rows if r['scope'] == 'stage']
+    assert len(stage_rows) == 2 * len(summary['stage_trends'])
+    for row in stage_rows:
+        res = summary['stage_trends'][row['name']][row['statistic']]
+        if res['value'] is None:  # an empty size group: empty cells
+            assert row['value'] == row['low'] == row['high'] == ''
+            continue
+        assert float(row['value']) == res['value']
+        assert [float(row['low']), float(row['high'])] == res['interval']
+    with open(out / 'rate_statistics.json') as f:
+        assert json.load(f)['stage_trends'] == summary['stage_trends']
+    # the fixed seed: the same intervals again
+    again = load_tool('rate_statistics').main(args)
+    assert again['stage_trends'] == summary['stage_trends']
+    with pytest.raises(ValueError, match='--bootstrap'):
+        load_tool('rate_statistics').main(args + ['--bootstrap', '0'])
 
 
 def test_tool_errors(tmp_path):

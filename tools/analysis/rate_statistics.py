@@ -25,6 +25,18 @@ OUT_DIR:
 - ``plots/rates_<stage>.png``: Fig. 6 of the paper, one subplot per block,
   titled ``ADC_<stage>_<block>``.
 
+The paper's claim "the dilation rates for larger persons are more likely to
+be larger" is also tested as a statistic, per ADC layer and per stage (a
+person's stage rate: the mean over the stage's layers of the person's mean
+rate over channels): Spearman's rank correlation between box area and mean
+rate, and the mean rate of large minus small persons, each with a 95%
+bootstrap percentile interval over persons (``--bootstrap`` resamples,
+``--seed``). They are in the JSON (``size_trend`` per layer,
+``stage_trends``, and ``persons``: each person's area, group and stage
+rates), in ``rate_size_trend.csv``, in ``plots/trend_<stage>.png`` (each
+person's mean rate against log box area with the least-squares line) and,
+per stage, on stdout with whether each interval excludes 0.
+
 The Runner's log and the config it ran go to OUT_DIR too (``<timestamp>/``,
 ``<timestamp>.py``).
 
@@ -45,8 +57,10 @@ from mmadc.analysis.analysis_runner import (BOX_SOURCES, build_analysis_runner,
                                             load_analysis_config,
                                             run_analysis_metric)
 from mmadc.analysis.rate_statistics import (dump_json, plot_rate_statistics,
-                                            write_rate_csv)
-from mmadc.evaluation.functional import SIZE_GROUPS, SIZE_SOURCES
+                                            plot_size_trends, trend_lines,
+                                            write_rate_csv, write_trend_csv)
+from mmadc.evaluation.functional import (BOOTSTRAP_SEED, NUM_RESAMPLES,
+                                         SIZE_GROUPS, SIZE_SOURCES)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -82,6 +96,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "the annotation's segment 'area' (as COCOeval's size ranges; "
         'needs --boxes gt)')
     parser.add_argument(
+        '--bootstrap',
+        type=int,
+        default=NUM_RESAMPLES,
+        help='bootstrap resamples of the size-trend intervals (default '
+        f'{NUM_RESAMPLES})')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=BOOTSTRAP_SEED,
+        help=f'seed of the bootstrap (default {BOOTSTRAP_SEED})')
+    parser.add_argument(
         '--device', default='cpu', help='device, e.g. cuda:0 (default cpu)')
     parser.add_argument(
         '--no-plots', action='store_true', help='skip the PNG plots')
@@ -98,6 +123,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.size_by == 'area' and args.boxes != 'gt':
         raise ValueError('--size-by area needs --boxes gt: detected persons '
                          'have no annotated segment area')
+    if args.bootstrap < 1:
+        raise ValueError(f'--bootstrap must be >= 1, got {args.bootstrap}')
     cfg = load_analysis_config(args.config, args.cfg_options)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
@@ -108,7 +135,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     runner = build_analysis_runner(
         cfg,
-        dict(type='ADCRateSizeMetric', size_by=args.size_by),
+        dict(
+            type='ADCRateSizeMetric',
+            size_by=args.size_by,
+            num_resamples=args.bootstrap,
+            seed=args.seed),
         work_dir=out_dir,
         checkpoint=args.checkpoint,
         split=args.split,
@@ -130,8 +161,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     json_path = osp.join(out_dir, 'rate_statistics.json')
     dump_json(summary, json_path)
     write_rate_csv(summary, osp.join(out_dir, 'rate_statistics.csv'))
+    write_trend_csv(summary, osp.join(out_dir, 'rate_size_trend.csv'))
     plots = [] if args.no_plots else plot_rate_statistics(
-        summary, osp.join(out_dir, 'plots'))
+        summary, osp.join(out_dir, 'plots')) + plot_size_trends(
+            summary, osp.join(out_dir, 'plots'))
 
     counts = summary['num_instances']
     print('instances: ' + ', '.join(f'{g} {counts[g]}' for g in counts))
@@ -145,6 +178,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
                          f'(sd {spread["std"]:.3f})')
         print(f'{entry["title"]} ({name}): mean rate over channels '
               '(sd across channels) ' + ', '.join(parts))
+    print(f'size trend per stage (95% bootstrap intervals, '
+          f'{args.bootstrap} resamples, seed {args.seed}):')
+    for line in trend_lines(summary):
+        print(line)
     print(f'wrote {json_path}, {len(plots)} plots in {out_dir}')
     return summary
 

@@ -8,8 +8,9 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
-from ..functional import (SIZE_GROUPS, SIZE_SOURCES, SizeGroupedRateStats,
-                          instance_area, size_group)
+from ..functional import (BOOTSTRAP_SEED, NUM_RESAMPLES, SIZE_GROUPS,
+                          SIZE_SOURCES, SizeGroupedRateStats, instance_area,
+                          size_group)
 
 
 def sample_rates(data_sample: dict, metric: str) -> dict:
@@ -37,7 +38,13 @@ class ADCRateSizeMetric(BaseMetric):
     them. The full report (:meth:`SizeGroupedRateStats.summary`) is kept
     in :attr:`summary` of the main process; the logged scalars are the
     instance counts ``num_<group>`` and, per stage and size group, the
-    mean rate over the stage's channels (``<stage>/<group>``).
+    mean rate over the stage's channels (``<stage>/<group>``) and, per
+    stage, Spearman's correlation between a person's box area and mean
+    rate (``<stage>/spearman``) and the mean rate of large minus small
+    persons (``<stage>/large_minus_small``); their bootstrap intervals are
+    in :attr:`summary` (``stage_trends``, and ``size_trend`` per layer).
+    For these each person's area and mean rate per layer are kept
+    (persons x layers floats, small next to the model).
 
     One forward per person is needed (no flip test or test-time
     augmentation), and every person must be counted once: with a sampler
@@ -59,6 +66,10 @@ class ADCRateSizeMetric(BaseMetric):
             ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix of the metric names. Defaults to
             ``'adc_rate'``.
+        num_resamples (int): Bootstrap resamples of the size trend's
+            intervals. Defaults to 1000.
+        seed (int): Seed of the bootstrap, so the intervals are
+            reproducible. Defaults to 0.
     """
 
     default_prefix: Optional[str] = 'adc_rate'
@@ -66,12 +77,19 @@ class ADCRateSizeMetric(BaseMetric):
     def __init__(self,
                  size_by: str = 'bbox',
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 num_resamples: int = NUM_RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if size_by not in SIZE_SOURCES:
             raise ValueError(f'size_by must be one of {SIZE_SOURCES}, got '
                              f'{size_by!r}')
+        if int(num_resamples) != num_resamples or num_resamples < 1:
+            raise ValueError('num_resamples must be an integer >= 1, got '
+                             f'{num_resamples}')
         self.size_by = size_by
+        self.num_resamples = int(num_resamples)
+        self.seed = int(seed)
         self._stats: Optional[SizeGroupedRateStats] = None
         self._size = 0
         self.summary: Optional[dict] = None
@@ -87,7 +105,7 @@ class ADCRateSizeMetric(BaseMetric):
         self._stats.update(
             {name: torch.cat([r[name] for r in rates])
              for name in rates[0]}, [size_group(a) for a, _ in areas],
-            [source for _, source in areas])
+            [source for _, source in areas], [a for a, _ in areas])
 
     def evaluate(self, size: int) -> dict:
         """Merge the statistics of all processes and summarise them.
@@ -116,7 +134,8 @@ class ADCRateSizeMetric(BaseMetric):
                 f'persons for a dataset of {self._size}: each must be '
                 'counted once (a sampler with round_up=True repeats '
                 'persons; use round_up=False)')
-        self.summary = stats.summary(size_by=self.size_by)
+        self.summary = stats.summary(
+            self.num_resamples, self.seed, size_by=self.size_by)
         metrics = OrderedDict(
             (f'num_{group}', stats.counts[group]) for group in SIZE_GROUPS)
         by_stage = OrderedDict()
@@ -127,4 +146,8 @@ class ADCRateSizeMetric(BaseMetric):
                 means = [e['channel_spread'][group]['mean'] for e in entries]
                 if None not in means:
                     metrics[f'{stage}/{group}'] = float(np.mean(means))
+        for stage, trend in self.summary.get('stage_trends', {}).items():
+            for key in ('spearman', 'large_minus_small'):
+                if trend[key]['value'] is not None:
+                    metrics[f'{stage}/{key}'] = trend[key]['value']
         return metrics
