@@ -24,6 +24,7 @@ if importlib.util.find_spec('mmengine') is not None:
     allow_checkpoint_globals()
 
     from . import models  # noqa: F401  registers 'ADC' and the backbones
+    from . import datasets  # noqa: F401  registers the transforms
     from . import engine  # noqa: F401  registers the hooks
     from . import evaluation  # noqa: F401  registers the metrics
 
