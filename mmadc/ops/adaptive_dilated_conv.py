@@ -1,8 +1,8 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """Adaptive dilated convolution (ADC) as a registered PyTorch operator.
 
-Semantics (per axis; the paper's Sec. III with the details fixed by the
-project notes): for input ``x`` of shape ``(N, C_in, H, W)``, weight of shape
+Semantics (per axis; the paper's Sec. III, with the details it leaves open
+fixed here): for input ``x`` of shape ``(N, C_in, H, W)``, weight of shape
 ``(C_out, C_in, kh, kw)``, stride ``s``, padding ``P`` and base dilation
 ``d``, output position ``p`` has its kernel centre where the replaced
 convolution has it, ``p * s - P + d * (k // 2)``, and tap ``i`` in
@@ -40,9 +40,10 @@ The operator is ``torch.ops.mmadc.adaptive_dilated_conv2d`` with its backward
 ``torch.ops.mmadc.adaptive_dilated_conv2d_backward``, each defined once
 through ``torch.library`` with a fake (shape) kernel and the autograd formula
 registered, so that ADC works alike in eager mode, under ``torch.compile``
-(no graph break) and in ``torch.export`` programs. Their kernel runs the
-implementation :mod:`mmadc.ops.implementations` selects (the native CPU
-kernel, the Triton kernels or the PyTorch reference). On torch older than
+(no graph break) and in ``torch.export`` programs. Their kernels call the
+``forward`` or ``backward`` of the backend that
+:mod:`mmadc.ops.implementations` selects (the native CPU kernel, the Triton
+kernels, the PyTorch reference or a registered one). On torch older than
 2.4 (no ``torch.library.custom_op``) the same kernels and autograd formula
 run as a plain ``autograd.Function``: eager mode only.
 """
@@ -54,8 +55,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from . import native_cpu, reference
-from .implementations import resolve_implementation, triton_kernels
+from .implementations import resolve_backend
 from .tensor_layout import memory_format
 
 IntOrPair = Union[int, Sequence[int]]
@@ -134,16 +134,9 @@ def _forward_kernel(input: Tensor, weight: Tensor, rates: Tensor,
                     padding: List[int], dilation: List[int],
                     compute_dtype: torch.dtype) -> Tensor:
     safe, finite = _safe_rates(rates, input, padding, dilation)
-    implementation = resolve_implementation(input, compute_dtype, weight)
-    if implementation == 'native':
-        out = native_cpu.forward(input, weight, safe, bias, stride, padding,
-                                 dilation)
-    elif implementation == 'triton':
-        out = triton_kernels().forward(input, weight, safe, bias, stride,
-                                       padding, dilation, compute_dtype)
-    else:
-        out = reference.forward(input, weight, safe, bias, stride, padding,
-                                dilation, compute_dtype)
+    backend = resolve_backend(input, compute_dtype, weight)
+    out = backend.forward(input, weight, safe, bias, stride, padding, dilation,
+                          compute_dtype)
     return _poison(out, finite)
 
 
@@ -165,20 +158,11 @@ def _backward_kernel(grad_out: Tensor, input: Tensor, weight: Tensor,
                      output_mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     need_x, need_w, need_r = output_mask
     safe, finite = _safe_rates(rates, input, padding, dilation)
-    implementation = resolve_implementation(input, compute_dtype, weight)
-    if implementation == 'native':
-        grads = native_cpu.backward(grad_out, input, weight, safe, stride,
-                                    padding, dilation, need_x, need_w, need_r)
-    elif implementation == 'triton':
-        grads = triton_kernels().backward(grad_out, input, weight, safe,
-                                          stride, padding, dilation,
-                                          compute_dtype, need_x, need_w,
-                                          need_r)
-    else:
-        grads = reference.backward(grad_out, input, weight, safe, stride,
-                                   padding, dilation, compute_dtype, need_x,
-                                   need_w, need_r)
-    grad_x, grad_w, grad_r = grads
+    backend = resolve_backend(input, compute_dtype, weight)
+    grad_x, grad_w, grad_r = backend.backward(grad_out, input, weight, safe,
+                                              stride, padding, dilation,
+                                              compute_dtype, need_x, need_w,
+                                              need_r)
     # The op returns tensors only: an empty one for a gradient not asked
     # for (the autograd formula turns it into None).
     grad_x = _poison(grad_x, finite) if need_x else input.new_empty(0)

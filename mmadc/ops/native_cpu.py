@@ -7,18 +7,20 @@ without it the package still installs and every call takes the reference
 implementation in :mod:`mmadc.ops.reference`.
 
 The kernel builds the tap columns of a few output rows at a time in cache
-and hands them to a GEMM (oneDNN for float32), so it moves little more
+and hands them to a GEMM (see :func:`gemm_library`), so it moves little more
 memory than the convolution it replaces. It computes the same function, with
 the same convention at integer positions (the rate derivative as rates
-increase), as the reference; tests
-compare the two (values and all gradients) on every CI run.
+increase), as the reference; tests compare the two (values and all
+gradients) on every CI run.
 
 Which implementation runs is chosen per call by
-:mod:`mmadc.ops.implementations`.
+:mod:`mmadc.ops.implementations`; :func:`unsupported_reason` says where
+this one does not apply.
 """
 import contextlib
 from typing import Iterator, List, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 from .tensor_layout import memory_format
@@ -29,10 +31,10 @@ except ImportError:  # built without a compiler: reference path only
     _adc_cpu = None
 
 #: The columns of one block of output rows (and of one channel chunk in the
-#: backward of late stages) take about this many bytes per thread: twice the
-#: L2 of a core of the machine it was tuned on, where it beat 1 MiB at
-#: ResNet-50's early stages and tied elsewhere (README, "How the kernel
-#: gets there").
+#: backward of late stages) take about this many bytes per thread: of the
+#: order of a core's L2 cache, so that a block's columns are still cached
+#: when its GEMM reads them; the value was chosen by measurement (README,
+#: "How the kernel gets there").
 BLOCK_BYTES = 2 << 20
 
 
@@ -80,10 +82,33 @@ def gemm_library_in_use() -> Optional[str]:
     return 'oneDNN' if _adc_cpu.uses_onednn() else 'at::mm'
 
 
+def unsupported_reason(input: Tensor,
+                       compute_dtype: torch.dtype,
+                       weight: Optional[Tensor] = None) -> Optional[str]:
+    """Why the native kernel cannot compute this call, or None if it can.
+
+    Args:
+        input (Tensor): The call's input.
+        compute_dtype (torch.dtype): Its GEMM dtype.
+        weight (Tensor, optional): Its weight (any weight will do).
+    """
+    if not native_cpu_available():
+        return ('mmadc was installed without its native CPU kernel '
+                '(no C++ compiler at install time)')
+    if input.device.type != 'cpu':
+        return f'the native kernel is CPU-only, input is on {input.device}'
+    if input.dtype not in (torch.float32, torch.float64):
+        return f'the native kernel takes float32/float64, not {input.dtype}'
+    if compute_dtype != input.dtype:
+        return 'the native kernel does not run under autocast'
+    return None
+
+
 def forward(input: Tensor, weight: Tensor, rates: Tensor,
             bias: Optional[Tensor], stride: List[int], padding: List[int],
-            dilation: List[int]) -> Tensor:
-    """ADC output (CPU, float32/float64, outside autocast)."""
+            dilation: List[int], compute_dtype: torch.dtype) -> Tensor:
+    """ADC output (CPU, float32/float64, outside autocast: ``compute_dtype``
+    is the input dtype)."""
     out = _adc_cpu.forward(input, weight, rates, bias, stride, padding,
                            dilation, BLOCK_BYTES)
     return out.contiguous(memory_format=memory_format(input))
@@ -91,7 +116,7 @@ def forward(input: Tensor, weight: Tensor, rates: Tensor,
 
 def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
              stride: List[int], padding: List[int], dilation: List[int],
-             need_x: bool, need_w: bool,
+             compute_dtype: torch.dtype, need_x: bool, need_w: bool,
              need_r: bool) -> Tuple[Optional[Tensor], ...]:
     """Input, weight and rate gradients (None where not needed)."""
     grad_x, grad_w, grad_r = _adc_cpu.backward(grad_out, input, weight, rates,

@@ -195,24 +195,34 @@ class _Geometry:
         return _WORKSPACE.get(name, shape, self.sample_dtype, self.device)
 
 
+def unsupported_reason(input: Tensor,
+                       compute_dtype: torch.dtype,
+                       weight: Optional[Tensor] = None) -> Optional[str]:
+    """None: the reference computes every call (any device and dtype)."""
+    return None
+
+
 def forward(input: Tensor, weight: Tensor, rates: Tensor,
             bias: Optional[Tensor], stride: List[int], padding: List[int],
-            dilation: List[int], gemm_dtype: torch.dtype) -> Tensor:
-    """ADC output; the convolution/GEMMs and the output in ``gemm_dtype``.
+            dilation: List[int], compute_dtype: torch.dtype) -> Tensor:
+    """ADC output; the convolution/GEMMs and the output in ``compute_dtype``.
 
-    ``gemm_dtype`` is the autocast dtype under autocast, else the input
+    ``compute_dtype`` is the autocast dtype under autocast, else the input
     dtype; the interpolation always runs in float32 or float64.
     """
     # Casts are explicit below; autocast must not re-cast anything.
     with torch.autocast(input.device.type, enabled=False):
         geo = _Geometry(input, weight, rates, stride, padding, dilation)
-        weight_g = weight.to(gemm_dtype)
-        bias_g = None if bias is None else bias.to(gemm_dtype)
+        weight_g = weight.to(compute_dtype)
+        bias_g = None if bias is None else bias.to(compute_dtype)
         out = None
         for n0, n1 in geo.chunks():
             taps = geo.sample(input, n0, n1, need_z=True)[3]
             part = F.conv2d(
-                taps.to(gemm_dtype), weight_g, bias_g, stride=(geo.kh, geo.kw))
+                taps.to(compute_dtype),
+                weight_g,
+                bias_g,
+                stride=(geo.kh, geo.kw))
             if n1 - n0 == geo.num:
                 out = part
             else:
@@ -221,18 +231,18 @@ def forward(input: Tensor, weight: Tensor, rates: Tensor,
                 out[n0:n1] = part
         if out is None:  # empty batch
             out = input.new_zeros(
-                0, geo.out_channels, geo.out_h, geo.out_w, dtype=gemm_dtype)
+                0, geo.out_channels, geo.out_h, geo.out_w, dtype=compute_dtype)
     return out.contiguous(memory_format=memory_format(input))
 
 
 def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
              stride: List[int], padding: List[int], dilation: List[int],
-             gemm_dtype: torch.dtype, need_x: bool, need_w: bool,
+             compute_dtype: torch.dtype, need_x: bool, need_w: bool,
              need_r: bool) -> Tuple[Optional[Tensor], ...]:
     """Input, weight and rate gradients (None where not needed)."""
     with torch.autocast(grad_out.device.type, enabled=False):
         geo = _Geometry(input, weight, rates, stride, padding, dilation)
-        return _backward(geo, gemm_dtype, input, weight, rates, grad_out,
+        return _backward(geo, compute_dtype, input, weight, rates, grad_out,
                          need_x, need_w, need_r)
 
 
