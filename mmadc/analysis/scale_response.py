@@ -74,7 +74,7 @@ def scaled_pipeline(pipeline: Sequence[dict],
 
 def scaled_config(cfg: Config, split: str, scale: float) -> Tuple[Config, str]:
     """A copy of ``cfg`` whose ``<split>_dataloader`` runs the pipeline of
-    :func:`scaled_pipeline`, and whose visualizer is its Runner's own.
+    :func:`scaled_pipeline`.
 
     Args:
         cfg (Config): The config.
@@ -97,12 +97,6 @@ def scaled_config(cfg: Config, split: str, scale: float) -> Tuple[Config, str]:
             f'{key}: the dataset has no pipeline of its own to scale '
             '(wrapped datasets, e.g. ConcatDataset, are not supported)')
     dataset.pipeline, mode = scaled_pipeline(dataset.pipeline, scale)
-    if isinstance(cfg.get('visualizer'), dict):
-        # A fixed name (mmpose's and mmseg's default_runtime give
-        # 'visualizer') makes MMEngine hand every later Runner of the
-        # process the first one's visualizer, which writes into the first
-        # one's folder; without it each is named after its Runner.
-        cfg.visualizer.pop('name', None)
     return cfg, mode
 
 

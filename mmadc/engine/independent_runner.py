@@ -10,7 +10,9 @@ name. A second Runner built in the same second in one process therefore
 gets the first one's: a visualizer that writes into the earlier run's
 folder (``FileNotFoundError: .../vis_data/config.py`` once that folder is
 gone), its log file, its message hub (iterations, log scalars) and its
-default scope (possibly another codebase's).
+default scope (possibly another codebase's). A visualizer config with a
+fixed ``name`` (mmpose's and mmseg's ``default_runtime`` give
+``'visualizer'``) shares the first one's whatever the experiment name.
 """
 import copy
 import itertools
@@ -33,7 +35,9 @@ def build_independent_runner(cfg: Config) -> Runner:
     of the config, else its file name, else ``run<n>`` alone), so its
     logger, message hub, visualizer and default scope are new instances,
     even within the same second as an earlier Runner, one built here or
-    one MMEngine named itself.
+    one MMEngine named itself. A fixed visualizer ``name`` is dropped, so
+    that MMEngine names the visualizer after the experiment too; hooks
+    reach it through ``get_current_instance()``, not by name.
 
     Args:
         cfg (Config): The Runner's config (not modified). ``runner_type``
@@ -48,6 +52,8 @@ def build_independent_runner(cfg: Config) -> Runner:
     if name is None and cfg.filename is not None:
         name = osp.splitext(osp.basename(cfg.filename))[0]
     cfg.experiment_name = f'{name}_run{number}' if name else f'run{number}'
+    if isinstance(cfg.get('visualizer'), dict):
+        cfg.visualizer.pop('name', None)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -83,3 +83,28 @@ def test_later_runners_get_names_of_their_own(tmp_path, monkeypatch):
         assert runner.visualizer.instance_name == runner.experiment_name
         assert runner.experiment_name.endswith(f'_{runners[0].timestamp}')
     assert 'experiment_name' not in cfg
+
+
+def test_a_fixed_visualizer_name_is_not_shared(tmp_path):
+    """mmpose's and mmseg's default_runtime name the visualizer
+    'visualizer'; MMEngine would hand the second Runner the first one's,
+    writing into the first folder (the CI failure after an analysis tool
+    ran). Each Runner gets its own, saving under its own log_dir."""
+    cfg = Config.fromfile(write_pose_config(tmp_path, 'ResNet'))
+    cfg.val_dataloader = None
+    cfg.visualizer = dict(
+        type='PoseLocalVisualizer',
+        name='visualizer',
+        vis_backends=[dict(type='LocalVisBackend')])
+    runners = []
+    for name in ('first', 'second'):
+        cfg.work_dir = str(tmp_path / name)
+        runners.append(build_independent_runner(cfg))
+        if name == 'first':
+            shutil.rmtree(cfg.work_dir)
+    first, second = runners
+    assert first.visualizer is not second.visualizer
+    assert second.visualizer.instance_name == second.experiment_name
+    assert osp.isfile(
+        osp.join(second.log_dir, 'vis_data', 'config.py'))
+    assert cfg.visualizer.name == 'visualizer'  # the caller's config kept
