@@ -105,6 +105,5 @@ def test_a_fixed_visualizer_name_is_not_shared(tmp_path):
     first, second = runners
     assert first.visualizer is not second.visualizer
     assert second.visualizer.instance_name == second.experiment_name
-    assert osp.isfile(
-        osp.join(second.log_dir, 'vis_data', 'config.py'))
+    assert osp.isfile(osp.join(second.log_dir, 'vis_data', 'config.py'))
     assert cfg.visualizer.name == 'visualizer'  # the caller's config kept
