@@ -14,6 +14,16 @@
 
 Every run gets a fresh work directory: a previous run's directory is never
 reused or deleted (a re-run writes ``...-2``, ``...-3``, ...).
+
+``python tools/run_demo.py --seeds 0 1 2`` trains each demo config once per
+seed instead, ``mim train ... --cfg-options randomness.seed=S`` into
+``<config name>-seed<S>``: the seed sets the weights' initialisation, the
+data order and the augmentation draws (the generated data sets are the same
+for every seed). The summary then also gives, per task, each model's mean
++- standard deviation over the seeds and the paired difference ADC -
+baseline (per seed, same seed for both) with its 95% t-interval (paired t
+over the seeds, ``df = n - 1``), in the table, in ``seed_statistics.json``
+and in one plot, ``seed_statistics.png``.
 """
 import argparse
 import json
@@ -75,7 +85,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-baseline',
         action='store_true',
         help='train only the ADC models, not the baselines')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        metavar='SEED',
+        help='train each demo config once per seed (randomness.seed: '
+        'weights, data order, augmentation) and report mean +- std and ADC '
+        '- baseline with a 95%% paired t-interval over the seeds (default: '
+        "one run each with the configs' seed, 0)")
+    args = parser.parse_args(argv)
+    if args.seeds is not None:
+        for i, seed in enumerate(args.seeds):
+            if not 0 <= seed < 2**32:
+                parser.error(f'--seeds: a seed must be in [0, 2**32), got '
+                             f'{seed}')
+            if seed in args.seeds[:i]:
+                parser.error(f'--seeds: seed {seed} is given twice')
+    return args
 
 
 def ensure_data(task: str) -> None:
@@ -98,6 +125,17 @@ def fresh_dir(path: str) -> str:
     return candidate
 
 
+def fresh_file(path: str) -> str:
+    """``path`` if unused, else ``stem-2.ext``, ``stem-3.ext``, ... (the
+    extension kept for the writers that go by it)."""
+    stem, ext = osp.splitext(path)
+    candidate, n = path, 1
+    while osp.exists(candidate):
+        n += 1
+        candidate = f'{stem}-{n}{ext}'
+    return candidate
+
+
 def last_metrics(work_dir: str) -> Dict[str, float]:
     """Metrics of the last validation logged in an mmengine work dir."""
     metrics: Dict[str, float] = {}
@@ -111,12 +149,18 @@ def last_metrics(work_dir: str) -> Dict[str, float]:
     return metrics
 
 
-def run_job(job: dict, parent: str) -> dict:
-    """Train (with evaluation) one demo config through ``mim train``."""
+def run_job(job: dict, parent: str, seed: Optional[int] = None) -> dict:
+    """Train (with evaluation) one demo config through ``mim train``, with
+    the config's seed or with ``randomness.seed=seed``."""
     config = osp.join(DEMO_CFG_DIR, job['config'])
-    work_dir = fresh_dir(osp.join(parent, osp.splitext(job['config'])[0]))
+    name = osp.splitext(job['config'])[0]
+    if seed is not None:
+        name += f'-seed{seed}'
+    work_dir = fresh_dir(osp.join(parent, name))
     mim = osp.join(osp.dirname(sys.executable), 'mim')
     cmd = [mim, 'train', job['package'], config, '--work-dir', work_dir]
+    if seed is not None:
+        cmd += ['--cfg-options', f'randomness.seed={seed}']
     print(f'\n[demo] {job["task"]}: {" ".join(cmd)}', flush=True)
     start = time.time()
     subprocess.run(cmd, check=True)
@@ -126,7 +170,7 @@ def run_job(job: dict, parent: str) -> dict:
         f'[demo] {job["task"]} done in {minutes:.1f} min: '
         f'{job["metric"]} = {value}',
         flush=True)
-    return dict(
+    result = dict(
         task=job['task'],
         adc=job['adc'],
         config=config,
@@ -134,17 +178,22 @@ def run_job(job: dict, parent: str) -> dict:
         value=value,
         minutes=round(minutes, 2),
         work_dir=work_dir)
+    if seed is not None:
+        result['seed'] = seed
+    return result
 
 
 def print_summary(results: List[dict], path: str) -> None:
+    seeds = any('seed' in r for r in results)
     print('\n[demo] summary (same data and budget for each pair)')
-    print(f'{"task":<5} {"model":<9} {"metric":<8} {"value":>8} '
-          f'{"minutes":>8}  work dir')
+    print(f'{"task":<5} {"model":<9} ' + ('seed  ' if seeds else '') +
+          f'{"metric":<8} {"value":>8} {"minutes":>8}  work dir')
     for r in results:
         model = 'ADC' if r['adc'] else 'baseline'
         value = 'n/a' if r['value'] is None else f'{r["value"]:.4f}'
-        print(f'{r["task"]:<5} {model:<9} {r["metric"]:<8} {value:>8} '
-              f'{r["minutes"]:>8.1f}  {r["work_dir"]}')
+        seed = f'{r.get("seed", ""):<5} ' if seeds else ''
+        print(f'{r["task"]:<5} {model:<9} {seed}{r["metric"]:<8} '
+              f'{value:>8} {r["minutes"]:>8.1f}  {r["work_dir"]}')
     print(f'\nsummary: {path}\n'
           'each work dir holds the checkpoints (best_*.pth, last), the log '
           '(<timestamp>/<timestamp>.log) and the\nlogged curves for plots '
@@ -157,16 +206,48 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     os.chdir(ROOT)  # the demo configs read data/... relative to the repo
     for task in args.tasks:
         ensure_data(task)
-    results = [
-        run_job(job, args.work_dir) for job in JOBS
+    jobs = [
+        job for job in JOBS
         if job['task'] in args.tasks and (job['adc'] or not args.no_baseline)
     ]
+    if args.seeds is None:
+        results = [run_job(job, args.work_dir) for job in jobs]
+    else:  # seed by seed: an interrupted run leaves whole pairs
+        results = [
+            run_job(job, args.work_dir, seed) for seed in args.seeds
+            for job in jobs
+        ]
     os.makedirs(args.work_dir, exist_ok=True)
     path = fresh_dir(osp.join(args.work_dir, 'summary.json'))
     with open(path, 'w') as f:
         json.dump(results, f, indent=2)
     print_summary(results, path)
+    if args.seeds is not None:
+        report_seeds(results, args.work_dir)
     return results
+
+
+def report_seeds(results: List[dict], parent: str) -> List[dict]:
+    """Print and write the statistics over the seeds: per task each
+    model's mean +- std and ADC - baseline with its 95% paired t-interval
+    (``seed_statistics.json``, ``seed_statistics.png``)."""
+    from mmadc.analysis.rate_statistics import dump_json
+    from mmadc.analysis.seed_comparison import (compare_over_seeds,
+                                                plot_seed_comparison,
+                                                seed_table)
+    comparisons = compare_over_seeds(results)
+    path = fresh_file(osp.join(parent, 'seed_statistics.json'))
+    dump_json(comparisons, path)
+    plot = plot_seed_comparison(
+        comparisons, fresh_file(osp.join(parent, 'seed_statistics.png')))
+    seeds = sorted({r['seed'] for r in results})
+    print(f'\n[demo] over the seeds {" ".join(map(str, seeds))} (mean +- '
+          'std with ddof=1; the difference per seed, both models trained '
+          'with that seed)')
+    for line in seed_table(comparisons):
+        print(line)
+    print(f'\nseed statistics: {path}\nplot: {plot}')
+    return comparisons
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ from .rank_correlation import (BOOTSTRAP_SEED, NUM_RESAMPLES, average_ranks,
 from .receptive_field import ReceptiveFieldStats, receptive_field
 from .running_stats import RunningStats
 from .scale_response import bootstrap_means, scale_curve
+from .seed_statistics import paired_t_interval, t_interval, t_quantile
 from .size_grouped_rates import SizeGroupedRateStats, channel_spread
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     'channel_spread', 'instance_area', 'receptive_field', 'size_group',
     'BOOTSTRAP_SEED', 'NUM_RESAMPLES', 'average_ranks',
     'bootstrap_mean_difference', 'bootstrap_spearman', 'percentile_interval',
-    'size_trend', 'spearman', 'bootstrap_means', 'scale_curve'
+    'size_trend', 'spearman', 'bootstrap_means', 'scale_curve', 't_interval',
+    'paired_t_interval', 't_quantile'
 ]
