@@ -16,17 +16,16 @@ weight is zero for every pixel outside the image, which is exactly the
 kernels' zero padding, for any rate. The tap image meets the weight in one
 batched product.
 
-Measured in onnxruntime (SimpleBaseline-ResNet-50-ADC, 2 threads, batch 1,
-``tools/analysis/benchmark_deploy.py``), this form is the fastest of those
-tried: the earlier one (one ``GridSample`` over every plane with a
-``k * k``-times larger grid, then ``MatMul``) took 2.7-3.8 times as long
-(noisy and quiet phases of a shared machine), since ``GridSample``'s
-generic kernel dominated it; ``Gather`` reads of rows and columns with lerp
-weights need a high-rank ``Transpose`` of the ``k * k`` tap image (the
-gathered axis must lead), which onnxruntime runs slowly, and even gathering
-only the rows (columns as here) was 8 % slower. The interpolation matrices
-are small and onnxruntime's ``MatMul`` is fast. It materialises the
-``k * k`` tap image, so it is for deployment and testing, not for training.
+Of the forms tried in onnxruntime (``tools/analysis/benchmark_deploy.py``;
+README, "The operator: eager, ``torch.compile``, ``torch.export``, ONNX",
+has the measurements) this one is the fastest: one ``GridSample`` over every
+plane with a ``k * k``-times larger grid, then ``MatMul``, was dominated by
+``GridSample``'s generic kernel; ``Gather`` reads of rows and columns with
+lerp weights need a high-rank ``Transpose`` of the ``k * k`` tap image (the
+gathered axis must lead), which onnxruntime runs slowly, even when only the
+rows are gathered. The interpolation matrices are small and onnxruntime's
+``MatMul`` is fast. It materialises the ``k * k`` tap image, so it is for
+deployment and testing, not for training.
 """
 from typing import List, Optional
 

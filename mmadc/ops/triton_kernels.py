@@ -14,9 +14,13 @@ The design follows the native CPU kernel (``csrc/adc_cpu.cpp``):
 * rate gradient: the same tap tiles give the interpolant's derivative,
   multiplied with the column gradients ``grad_out @ W`` of the tile
   (another ``tl.dot``) and summed per channel;
-* input gradient: the adjoint sampling (bilinear reads of the column
-  gradients with negated shifts, see the project notes, fact 4): every
-  program owns a tile of input pixels and channels, so there are no atomics.
+* input gradient: the adjoint sampling, itself bilinear reads of the column
+  gradients with the taps' shifts negated (input row ``h`` takes weight
+  ``1 - a`` from the output row ``ho`` with ``ho * stride = h - base - f``
+  and weight ``a`` from the one with ``ho * stride = h - base - f - 1``,
+  where ``f`` and ``a`` are the tap's integer part and weight; likewise
+  along W): every program owns a tile of input pixels and channels, so there
+  are no atomics.
 
 Tap positions come from :func:`~mmadc.ops.dilated_sampling.make_axis_plan`
 (the integer part and weight of every tap of every sample and dilation

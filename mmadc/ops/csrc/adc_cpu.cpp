@@ -2,7 +2,7 @@
 //
 // Native CPU kernels of adaptive dilated convolution (ADC).
 //
-// Same semantics as the reference in mmadc/ops/adaptive_dilated_conv.py
+// Same semantics as the reference in mmadc/ops/reference.py
 // (and tested against it): tap (i, j) of output (ho, wo) reads channel c at
 //   (ho * sh + cy + ti * dh * r,  wo * sw + cx + tj * dw * r)
 // by bilinear interpolation with zero outside the image, where
@@ -499,12 +499,11 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
 // a @ b^T for a (M, K) and b (N, K), each with unit stride along K or
 // along the other dimension. float32 goes to oneDNN's matmul (through
 // the mkldnn::_linear_pointwise operator PyTorch registers for its CPU
-// inductor backend) where the CPU has AVX-512, else to at::mm (MKL). MKL
-// runs its AVX2 code on AMD's AVX-512 CPUs, where oneDNN was about twice
-// as fast (AMD EPYC with AVX-512, at 95be573); on an AVX2-only AMD EPYC
-// (Zen 3) ADC's forward+backward took less time with at::mm at 20 of 22
-// benchmark shape-runs (README, "Tests and benchmarks"). Other dtypes, or
-// a PyTorch without that operator, use at::mm.
+// inductor backend) where the CPU has AVX-512, else to at::mm (MKL): MKL
+// runs its AVX2 code on AMD's AVX-512 CPUs, where oneDNN is faster, and
+// at::mm is the faster one on AVX2-only CPUs (README, "Tests and
+// benchmarks", has the measurements). Other dtypes, or a PyTorch without
+// that operator, use at::mm.
 const c10::OperatorHandle* onednn_linear() {
   static const c10::OperatorHandle* handle = []() {
     auto found = c10::Dispatcher::singleton().findSchema(
@@ -889,8 +888,8 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
 }
 
 // Channels per chunk of the channel schedule: its columns over all pixels
-// take about half of block_bytes (measured as fast as the whole, with less
-// memory). Zero where that is fewer than min_channels (the GEMMs would be
+// take about half of block_bytes (as fast as the whole, with less memory).
+// Zero where that is fewer than min_channels (the GEMMs would be
 // too thin): there the row-block schedule is used.
 int64_t channels_per_chunk(const Geometry& g, int64_t elem,
                            int64_t block_bytes) {
