@@ -136,13 +136,14 @@ def _taps(x_ptr, n, ho, wo, kk, mask, fy_ptr, ay_ptr, fx_ptr, ax_ptr, H, W, G,
 
 
 @triton.jit
-def _forward_kernel(x_ptr, w_ptr, b_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
-                    out_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh, sxw,
-                    son, soc, soh, sow, stride_h, stride_w, base_h, base_w,
-                    KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,
-                    GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-                    EMULATE: tl.constexpr, BLOCK_P: tl.constexpr,
-                    BLOCK_CO: tl.constexpr, BLOCK_K: tl.constexpr):
+def _adc_forward_kernel(x_ptr, w_ptr, b_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
+                        out_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh,
+                        sxw, son, soc, soh, sow, stride_h, stride_w, base_h,
+                        base_w, KH: tl.constexpr, KW: tl.constexpr,
+                        HAS_BIAS: tl.constexpr, GEMM_DTYPE: tl.constexpr,
+                        PRECISION: tl.constexpr, EMULATE: tl.constexpr,
+                        BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,
+                        BLOCK_K: tl.constexpr):
     """``out[n, co, p] = sum_kk taps[p, kk] * w[co, kk] (+ bias)``."""
     pid_p = tl.program_id(0)
     pid_co = tl.program_id(1)
@@ -179,13 +180,13 @@ def _forward_kernel(x_ptr, w_ptr, b_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
 
 
 @triton.jit
-def _weight_grad_kernel(x_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr, part_ptr,
-                        H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh, sxw, sgn,
-                        sgc, sgh, sgw, stride_h, stride_w, base_h, base_w,
-                        KH: tl.constexpr, KW: tl.constexpr,
-                        GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-                        EMULATE: tl.constexpr, BLOCK_P: tl.constexpr,
-                        BLOCK_CO: tl.constexpr, BLOCK_K: tl.constexpr):
+def _adc_weight_grad_kernel(x_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
+                            part_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc,
+                            sxh, sxw, sgn, sgc, sgh, sgw, stride_h, stride_w,
+                            base_h, base_w, KH: tl.constexpr, KW: tl.constexpr,
+                            GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+                            EMULATE: tl.constexpr, BLOCK_P: tl.constexpr,
+                            BLOCK_CO: tl.constexpr, BLOCK_K: tl.constexpr):
     """``part[n, co, kk] = sum_p grad[n, co, p] * taps[p, kk]``."""
     pid_k = tl.program_id(0)
     pid_co = tl.program_id(1)
@@ -219,13 +220,14 @@ def _weight_grad_kernel(x_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr, part_ptr,
 
 
 @triton.jit
-def _rate_grad_kernel(x_ptr, w_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
-                      part_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh, sxw,
-                      sgn, sgc, sgh, sgw, stride_h, stride_w, base_h, base_w,
-                      dil_h, dil_w, KH: tl.constexpr, KW: tl.constexpr,
-                      GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-                      EMULATE: tl.constexpr, BLOCK_P: tl.constexpr,
-                      BLOCK_CO: tl.constexpr, BLOCK_K: tl.constexpr):
+def _adc_rate_grad_kernel(x_ptr, w_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
+                          part_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh,
+                          sxw, sgn, sgc, sgh, sgw, stride_h, stride_w, base_h,
+                          base_w, dil_h, dil_w, KH: tl.constexpr,
+                          KW: tl.constexpr, GEMM_DTYPE: tl.constexpr,
+                          PRECISION: tl.constexpr, EMULATE: tl.constexpr,
+                          BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,
+                          BLOCK_K: tl.constexpr):
     """``part[n, p_block, kk] = sum_p cols[p, kk] * dtaps/drate[p, kk]``
     with the column gradients ``cols = grad[n, :, p]^T @ w``."""
     pid_p = tl.program_id(0)
@@ -269,14 +271,14 @@ def _rate_grad_kernel(x_ptr, w_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
 
 
 @triton.jit
-def _input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr, gx_ptr, H,
-                       W, Cout, Ho, Wo, G, CPG, sgn, sgc, sgh, sgw, sxn, sxc,
-                       sxh, sxw, stride_h, stride_w, base_h, base_w,
-                       KH: tl.constexpr, KW: tl.constexpr,
-                       GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-                       EMULATE: tl.constexpr, BLOCK_HW: tl.constexpr,
-                       BLOCK_CO: tl.constexpr, BLOCK_C: tl.constexpr,
-                       USE_DOT: tl.constexpr):
+def _adc_input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
+                           gx_ptr, H, W, Cout, Ho, Wo, G, CPG, sgn, sgc, sgh,
+                           sgw, sxn, sxc, sxh, sxw, stride_h, stride_w, base_h,
+                           base_w, KH: tl.constexpr, KW: tl.constexpr,
+                           GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+                           EMULATE: tl.constexpr, BLOCK_HW: tl.constexpr,
+                           BLOCK_CO: tl.constexpr, BLOCK_C: tl.constexpr,
+                           USE_DOT: tl.constexpr):
     """``grad_x[n, c, h, w]`` as the adjoint sampling of the column
     gradients: every tap's two rows (and columns) that read pixel ``(h, w)``
     are found from the negated shift, so the pixel gathers its gradient.
@@ -461,7 +463,7 @@ def forward(input: Tensor, weight: Tensor, rates: Tensor,
         compute_dtype).contiguous()
     grid = (triton.cdiv(call.out_h * call.out_w, call.block_p),
             triton.cdiv(call.out_channels, call.block_co), call.num)
-    _forward_kernel[grid](
+    _adc_forward_kernel[grid](
         input.detach(),
         call.wmat,
         bias_arg,
@@ -506,7 +508,7 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
                            device=x.device)
         grid = (triton.cdiv(call.num_cols, call.block_k),
                 triton.cdiv(call.out_channels, call.block_co), call.num)
-        _weight_grad_kernel[grid](
+        _adc_weight_grad_kernel[grid](
             x,
             grad,
             *call.plans,
@@ -525,7 +527,7 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
                            dtype=torch.float32,
                            device=x.device)
         grid = (blocks_p, triton.cdiv(call.num_cols, call.block_k), call.num)
-        _rate_grad_kernel[grid](
+        _adc_rate_grad_kernel[grid](
             x,
             call.wmat,
             grad,
@@ -548,7 +550,7 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
         block_hw = _pow2(call.height * call.width, 16, 64)
         grid = (triton.cdiv(call.height * call.width,
                             block_hw), call.channels // block_c, call.num)
-        _input_grad_kernel[grid](
+        _adc_input_grad_kernel[grid](
             grad,
             call.wmat,
             *call.plans,

@@ -209,11 +209,11 @@ def _compile_for_sm90(kernel, pointers, constants):
 
 
 @pytest.mark.parametrize('kernel,dtype,extra', [
-    ('_forward_kernel', 'bfloat16', dict(HAS_BIAS=True)),
-    ('_weight_grad_kernel', 'float32', {}),
-    ('_rate_grad_kernel', 'float16', {}),
-    ('_input_grad_kernel', 'bfloat16', dict(BLOCK_C=32, USE_DOT=True)),
-    ('_input_grad_kernel', 'float32', dict(BLOCK_C=2, USE_DOT=False)),
+    ('_adc_forward_kernel', 'bfloat16', dict(HAS_BIAS=True)),
+    ('_adc_weight_grad_kernel', 'float32', {}),
+    ('_adc_rate_grad_kernel', 'float16', {}),
+    ('_adc_input_grad_kernel', 'bfloat16', dict(BLOCK_C=32, USE_DOT=True)),
+    ('_adc_input_grad_kernel', 'float32', dict(BLOCK_C=2, USE_DOT=False)),
 ])
 def test_kernels_compile_for_a_gpu(kernel, dtype, extra):
     """The interpreter runs the kernels' Python, not Triton's compiler: the
