@@ -111,7 +111,7 @@ def ensure_data(task: str) -> None:
     print(f'[demo] {task} data: {out_dir}', flush=True)
     subprocess.run([
         sys.executable,
-        osp.join('tools', 'dataset_converters', script), out_dir
+        osp.join('tools', 'dataset_generators', script), out_dir
     ],
                    check=True)
 
@@ -231,7 +231,7 @@ def report_seeds(results: List[dict], parent: str) -> List[dict]:
     """Print and write the statistics over the seeds: per task each
     model's mean +- std and ADC - baseline with its 95% paired t-interval
     (``seed_statistics.json``, ``seed_statistics.png``)."""
-    from mmadc.analysis.rate_statistics import dump_json
+    from mmadc.analysis.report_files import dump_json
     from mmadc.analysis.seed_comparison import (compare_over_seeds,
                                                 plot_seed_comparison,
                                                 seed_table)

@@ -1,7 +1,7 @@
 # FCN with a dilated ResNet-18 (V1c) on the generated Cityscapes-format set
 # (CPU smoke run).
 #
-# Data: python tools/dataset_converters/generate_synthetic_cityscapes.py
+# Data: python tools/dataset_generators/generate_synthetic_cityscapes.py
 #       data/synthetic_cityscapes   (tools/run_demo.py does this for you)
 # Train: mim train mmseg \
 #        configs/demo/fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py

@@ -1,7 +1,7 @@
 # SimpleBaseline ResNet-18 on the generated COCO-keypoint set: the demo's
 # baseline, sized to train on a CPU in a few minutes.
 #
-# Data: python tools/dataset_converters/generate_synthetic_coco.py
+# Data: python tools/dataset_generators/generate_synthetic_coco.py
 #       data/synthetic_coco   (tools/run_demo.py does this for you)
 # Train: mim train mmpose \
 #        configs/demo/td-hm_res18_1xb32-40e_synthetic-coco-128x96.py

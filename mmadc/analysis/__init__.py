@@ -12,16 +12,17 @@ import importlib.util
 if importlib.util.find_spec('mmengine') is not None:
     from .analysis_runner import (BOX_SOURCES, build_analysis_runner,
                                   load_analysis_config, run_analysis_metric)
-    from .keypoint_errors import (format_error_table,
-                                  load_keypoint_predictions,
-                                  plot_error_comparison)
-    from .rate_statistics import (dump_json, plot_rate_statistics,
-                                  write_rate_csv)
-    from .receptive_field import format_receptive_field_table
+    from .keypoint_error_report import (format_error_table,
+                                        load_keypoint_predictions,
+                                        plot_error_comparison)
+    from .rate_statistics_report import plot_rate_statistics, write_rate_csv
+    from .receptive_field_report import format_receptive_field_table
+    from .report_files import dump_json, load_json, new_figure
 
 __all__ = [
     'BOX_SOURCES', 'build_analysis_runner', 'dump_json', 'format_error_table',
     'format_receptive_field_table', 'load_analysis_config',
     'load_keypoint_predictions', 'plot_error_comparison',
-    'plot_rate_statistics', 'run_analysis_metric', 'write_rate_csv'
+    'plot_rate_statistics', 'run_analysis_metric', 'write_rate_csv',
+    'load_json', 'new_figure'
 ]

@@ -9,7 +9,7 @@ from typing import List, Sequence
 import numpy as np
 
 from mmadc.evaluation.functional import paired_t_interval, t_interval
-from .rate_statistics import _new_figure
+from .report_files import new_figure
 
 MODEL_COLOURS = {'baseline': '#1f77b4', 'adc': '#d62728'}
 
@@ -133,7 +133,7 @@ def plot_seed_comparison(comparisons: Sequence[dict], path: str) -> str:
         str: ``path``.
     """
     rows = max(1, len(comparisons))
-    fig = _new_figure(9., 3.4 * rows)
+    fig = new_figure(9., 3.4 * rows)
     for row, comp in enumerate(comparisons):
         seeds = comp['seeds']
         ax = fig.add_subplot(rows, 2, 2 * row + 1)

@@ -30,9 +30,10 @@ from typing import List, Optional
 
 from mmengine.fileio import dump
 
-from mmadc.analysis.keypoint_errors import (format_error_table, load_json,
-                                            load_keypoint_predictions,
-                                            plot_error_comparison)
+from mmadc.analysis.keypoint_error_report import (format_error_table,
+                                                  load_keypoint_predictions,
+                                                  plot_error_comparison)
+from mmadc.analysis.report_files import load_json
 from mmadc.evaluation.functional.keypoint_errors import (
     MATCH_OKS, RULES, analyze_keypoint_errors)
 

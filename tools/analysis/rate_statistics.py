@@ -56,9 +56,11 @@ from mmengine.config import DictAction
 from mmadc.analysis.analysis_runner import (BOX_SOURCES, build_analysis_runner,
                                             load_analysis_config,
                                             run_analysis_metric)
-from mmadc.analysis.rate_statistics import (dump_json, plot_rate_statistics,
-                                            plot_size_trends, trend_lines,
-                                            write_rate_csv, write_trend_csv)
+from mmadc.analysis.rate_statistics_report import (plot_rate_statistics,
+                                                   plot_size_trends,
+                                                   trend_lines, write_rate_csv,
+                                                   write_trend_csv)
+from mmadc.analysis.report_files import dump_json
 from mmadc.evaluation.functional import (BOOTSTRAP_SEED, NUM_RESAMPLES,
                                          SIZE_GROUPS, SIZE_SOURCES)
 

@@ -31,7 +31,7 @@ from mmengine.fileio import dump
 from mmadc.analysis.analysis_runner import (build_analysis_runner,
                                             load_analysis_config,
                                             run_analysis_metric)
-from mmadc.analysis.receptive_field import format_receptive_field_table
+from mmadc.analysis.receptive_field_report import format_receptive_field_table
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

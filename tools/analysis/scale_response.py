@@ -54,10 +54,12 @@ from mmengine.config import DictAction
 from mmadc.analysis.analysis_runner import (BOX_SOURCES, build_analysis_runner,
                                             load_analysis_config,
                                             run_analysis_metric)
-from mmadc.analysis.rate_statistics import dump_json
-from mmadc.analysis.scale_response import (ScaleResponseError, check_scales,
-                                           plot_scale_response, scale_lines,
-                                           scale_report, scaled_config)
+from mmadc.analysis.report_files import dump_json
+from mmadc.analysis.scale_response_report import (ScaleResponseError,
+                                                  check_scales,
+                                                  plot_scale_response,
+                                                  scale_lines, scale_report,
+                                                  scaled_config)
 from mmadc.evaluation.functional import BOOTSTRAP_SEED, NUM_RESAMPLES
 from mmadc.utils.checkpoint_file import check_checkpoint_file
 from mmadc.utils.cli import CliError, check_input_file, run_cli

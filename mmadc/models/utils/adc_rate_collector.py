@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .adc_layers import require_adc_layers
+from .adc_layer_lookup import require_adc_layers
 
 
 class ADCRateCollector:

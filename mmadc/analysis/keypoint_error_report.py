@@ -2,7 +2,6 @@
 """Reports of the keypoint error analysis (Fig. 5): reading COCO keypoint
 results, the Fig. 5 style plots and the text table of
 :func:`~mmadc.evaluation.functional.analyze_keypoint_errors` reports."""
-import json
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -11,6 +10,7 @@ from typing import List
 import numpy as np
 
 from mmadc.evaluation.functional.keypoint_errors import ERROR_TYPES, ERRORS
+from .report_files import load_json, new_figure
 
 #: Colours of the classes in the plots.
 COLOURS = {
@@ -24,19 +24,6 @@ COLOURS = {
 FILE_COLOURS = ('#9e9e9e', '#3b75af', '#ef8636', '#519e3e', '#c53a32')
 
 
-def load_json(path: str, arg_name: str):
-    """Read a JSON file, naming the argument and the file if it is missing
-    or not JSON."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{arg_name}: "{path}" does not exist')
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f'{arg_name}: "{path}" is not valid JSON '
-                             f'(truncated or not JSON?): {err}') from None
-
-
 def load_keypoint_predictions(path: str) -> List[dict]:
     """Read COCO keypoint results (a JSON list; mmpose's
     ``<outfile_prefix>.keypoints.json`` is one)."""
@@ -48,15 +35,6 @@ def load_keypoint_predictions(path: str) -> List[dict]:
                          '(a JSON list of {image_id, category_id, '
                          'keypoints, score})')
     return data
-
-
-def _new_figure(width: float, height: float):
-    """A matplotlib figure on the Agg canvas (pyplot's state untouched)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def plot_error_comparison(reports: 'OrderedDict[str, dict]',
@@ -77,7 +55,7 @@ def plot_error_comparison(reports: 'OrderedDict[str, dict]',
     """
     os.makedirs(out_dir, exist_ok=True)
     labels = list(reports)
-    fig = _new_figure(4.5 * len(labels), 4.8)
+    fig = new_figure(4.5 * len(labels), 4.8)
     for i, label in enumerate(labels):
         ax = fig.add_subplot(1, len(labels), i + 1)
         prop = reports[label]['proportions']
@@ -98,7 +76,7 @@ def plot_error_comparison(reports: 'OrderedDict[str, dict]',
     pie = osp.join(out_dir, 'errors_pie.png')
     fig.savefig(pie, dpi=100)
 
-    fig = _new_figure(max(6., 1.1 * len(ERRORS) * len(labels) + 2), 4.)
+    fig = new_figure(max(6., 1.1 * len(ERRORS) * len(labels) + 2), 4.)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(labels)
     x = np.arange(len(ERRORS))

@@ -15,7 +15,7 @@ from mmadc.evaluation.functional import (BOOTSTRAP_SEED, NUM_RESAMPLES,
                                          scale_curve)
 from mmadc.models.utils import adc_layer_title
 from mmadc.utils.cli import CliError
-from .rate_statistics import _new_figure
+from .report_files import new_figure
 
 #: The transform inserted into the pipeline (mmadc.datasets).
 SCALE_TRANSFORM = 'ScaleResolution'
@@ -232,7 +232,7 @@ def plot_scale_response(report: dict,
     Returns:
         str: ``path``.
     """
-    fig = _new_figure(6., 4.2)
+    fig = new_figure(6., 4.2)
     ax = fig.add_subplot(1, 1, 1)
     for stage, curve in report['stages'].items():
         points = [e for e in curve['mean'] if e['value'] is not None]

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO_ROOT
 from synthetic_data import generate_cityscapes, generate_coco_keypoints
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(REPO_ROOT, 'tools', 'dataset_converters')
+TOOLS = osp.join(REPO_ROOT, 'tools', 'dataset_generators')
 COCO_CLI = osp.join(TOOLS, 'generate_synthetic_coco.py')
 CS_CLI = osp.join(TOOLS, 'generate_synthetic_cityscapes.py')
 

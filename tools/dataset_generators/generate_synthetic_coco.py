@@ -3,7 +3,7 @@
 
 Example::
 
-    python tools/dataset_converters/generate_synthetic_coco.py \
+    python tools/dataset_generators/generate_synthetic_coco.py \
         data/synthetic_coco --num-train 200 --num-val 50
 
 Running it again with the same arguments finds the dataset complete and does

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from analysis_helpers import REPO_ROOT, load_tool, write_pose_config
 
-from mmadc.analysis.receptive_field import format_receptive_field_table
+from mmadc.analysis.receptive_field_report import format_receptive_field_table
 from mmadc.evaluation.functional import ReceptiveFieldStats, receptive_field
 from mmadc.models.utils import describe_adc_layers
 from mmadc.ops import AdaptiveDilatedConv2d

@@ -1,8 +1,10 @@
 # Copyright (c) mmadc contributors. All rights reserved.
-"""The scale response (tools/analysis/scale_response.py): the transform
-that changes the resolution and keeps the content, the bootstrap of the
-per-scale means, and the tool end to end on models whose rates are known
-by construction.
+"""The scale response (tools/analysis/scale_response.py and
+mmadc.analysis.scale_response_report): the pipeline it runs, the pairing
+of the samples across scales, and the tool end to end on models whose
+rates are known by construction (the transform's own tests are in
+tests/test_datasets/test_transforms, the statistics' in
+tests/test_evaluation/test_functional).
 
 The probe backbone's ADC layers see the image itself, and their rate
 regressors are set functions of it: ``detail`` is ``1 +`` the mean
@@ -29,10 +31,8 @@ from mmengine.config import Config
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from mmadc.analysis.scale_response import paired_stage_rates, scaled_pipeline
-from mmadc.datasets import ScaleResolution
-from mmadc.evaluation.functional import (bootstrap_means, percentile_interval,
-                                         scale_curve)
+from mmadc.analysis.scale_response_report import (paired_stage_rates,
+                                                  scaled_pipeline)
 from mmadc.ops import AdaptiveDilatedConv2d
 from mmadc.ops.adc_layer import DilationRateRegressor
 
@@ -86,121 +86,6 @@ class ScaleProbeBackbone(BaseModule):
 MODELS.register_module(
     name='ScaleProbeBackbone', module=ScaleProbeBackbone, force=True)
 
-# The transform ----------------------------------------------------------
-
-
-def pose_results(img, bbox):
-    """A top-down result dict as mmpose's loading and GetBBoxCenterScale
-    leave it."""
-    x1, y1, x2, y2 = bbox
-    keypoints = np.array([[[x1 + 3., y1 + 5.], [x2 - 2.5, y2 - 7.25]]],
-                         np.float32)
-    return dict(
-        img=img,
-        img_shape=img.shape[:2],
-        bbox=np.array([bbox], np.float32),
-        bbox_center=np.array([[(x1 + x2) / 2, (y1 + y2) / 2]], np.float32),
-        bbox_scale=np.array([[x2 - x1, y2 - y1]], np.float32),
-        keypoints=keypoints,
-        keypoints_visible=np.ones((1, 2), np.float32))
-
-
-@pytest.mark.parametrize('scale', [0.25, 0.5, 2., 3.])
-def test_scale_resolution_maps_coordinates_with_the_pixels(scale):
-    img = np.zeros((96, 160, 3), np.uint8)
-    before = pose_results(img, (8., 16., 56., 80.))
-    after = ScaleResolution(scale)({
-        k:
-        np.copy(v) if isinstance(v, np.ndarray) else v
-        for k, v in before.items()
-    })
-    h, w = round(96 * scale), round(160 * scale)
-    assert after['img'].shape == (h, w, 3)
-    assert after['img_shape'] == (h, w)
-
-    # cv2.resize samples output pixel u at input (u + 0.5) / s - 0.5
-    def mapped(x, factor):
-        return (x + 0.5) * factor - 0.5
-
-    sx, sy = w / 160, h / 96
-    np.testing.assert_allclose(
-        after['bbox'],
-        [[mapped(8, sx),
-          mapped(16, sy),
-          mapped(56, sx),
-          mapped(80, sy)]],
-        rtol=1e-6)
-    np.testing.assert_allclose(
-        after['bbox_scale'], [[48 * sx, 64 * sy]], rtol=1e-6)
-    np.testing.assert_allclose(
-        after['bbox_center'], [[mapped(32, sx), mapped(48, sy)]], rtol=1e-6)
-    np.testing.assert_allclose(
-        after['keypoints'][..., 0],
-        mapped(before['keypoints'][..., 0], sx),
-        rtol=1e-6)
-    np.testing.assert_allclose(
-        after['keypoints'][..., 1],
-        mapped(before['keypoints'][..., 1], sy),
-        rtol=1e-6)
-    for key in ('bbox', 'bbox_center', 'bbox_scale', 'keypoints'):
-        assert after[key].dtype == np.float32, key
-    # the box's middle is the centre, and back by 1/s is where it was
-    np.testing.assert_allclose(
-        after['bbox'][0].reshape(2, 2).mean(0),
-        after['bbox_center'][0],
-        rtol=1e-6)
-    back = ScaleResolution(1 / scale)(dict(after, img=img[:h, :w]))
-    if back['img'].shape[:2] == (96, 160):  # no rounding of the size
-        np.testing.assert_allclose(back['bbox'], before['bbox'], atol=1e-4)
-
-
-def test_scale_resolution_keeps_the_crop_content():
-    """Through mmpose's TopdownAffine: the keypoints land on the same crop
-    pixels at every scale, and a smooth image gives the same crop."""
-    from mmpose.datasets.transforms import TopdownAffine
-    yy, xx = np.mgrid[0:240, 0:320].astype(np.float64)
-    smooth = 128 + 60 * np.sin(xx / 23.) * np.cos(yy / 31.)
-    img = np.repeat(np.round(smooth)[..., None], 3, 2).astype(np.uint8)
-    affine = TopdownAffine(input_size=(48, 64))
-    crops, keypoints = {}, {}
-    for scale in (0.5, 1., 2.):
-        res = pose_results(img.copy(), (100., 50., 180., 210.))
-        res = affine(ScaleResolution(scale)(res))
-        crops[scale] = res['img'].astype(np.float64)
-        keypoints[scale] = res['transformed_keypoints']
-    for scale in (0.5, 2.):
-        np.testing.assert_allclose(keypoints[scale], keypoints[1.], atol=1e-3)
-        # bilinear and area resampling of a smooth image: a fraction of a
-        # grey level apart on average (the image spans 120 levels; x' = s x
-        # instead of the pixel-centre mapping would be 0.4-0.7 apart)
-        assert np.abs(crops[scale] - crops[1.]).mean() < 0.3
-    assert ScaleResolution(1)(dict(img=img))['img'] is img
-
-
-def test_scale_resolution_segmentation_fields():
-    img = np.zeros((64, 128, 3), np.uint8)
-    seg = (np.arange(128)[None, :] // 32 * np.ones((64, 1))).astype(np.uint8)
-    res = ScaleResolution(0.5)(
-        dict(
-            img=img,
-            img_shape=(64, 128),
-            ori_shape=(32, 64),
-            scale_factor=(2., 2.),
-            gt_seg_map=seg,
-            seg_fields=['gt_seg_map']))
-    assert res['img'].shape == (32, 64, 3)
-    assert res['gt_seg_map'].shape == (32, 64)
-    # nearest neighbour: only the labels there were, in their places
-    np.testing.assert_array_equal(res['gt_seg_map'][0], np.arange(64) // 16)
-    assert res['scale_factor'] == (1., 1.)
-    assert res['ori_shape'] == (32, 64)
-
-
-@pytest.mark.parametrize('scale', [0, -1, float('nan'), float('inf'), True])
-def test_scale_resolution_rejects_bad_scales(scale):
-    with pytest.raises(ValueError, match='scale must be a finite number'):
-        ScaleResolution(scale)
-
 
 def test_scaled_pipeline_places_the_transform():
     pose = [
@@ -229,57 +114,6 @@ def test_scaled_pipeline_places_the_transform():
             ][2:] == ['LoadAnnotations', 'ScaleResolution', 'PackSegInputs']
     with pytest.raises(ValueError, match='neither a TopdownAffine'):
         scaled_pipeline([dict(type='LoadImage')], 2)
-
-
-# The statistics ---------------------------------------------------------
-
-
-def test_bootstrap_means_by_hand_and_coverage():
-    rng = np.random.default_rng(4)
-    values = np.stack([rng.normal(2., 1., 400), rng.normal(-1., .5, 400)], 1)
-    stats = bootstrap_means(values, num_resamples=300, seed=3)
-    # the same resamples, drawn independently here
-    index = np.random.default_rng(3).integers(0, 400, (300, 400))
-    for j, (st, true_mean) in enumerate(zip(stats, (2., -1.))):
-        assert st['value'] == pytest.approx(values[:, j].mean())
-        assert st['n'] == 400
-        expected = np.percentile(values[:, j][index].mean(1), [2.5, 97.5])
-        np.testing.assert_allclose(st['interval'], expected, rtol=1e-12)
-        low, high = st['interval']
-        assert low < true_mean < high
-        # ~ 2 x 1.96 standard errors wide
-        se = values[:, j].std() / np.sqrt(400)
-        assert high - low == pytest.approx(3.92 * se, rel=0.2)
-    assert bootstrap_means(np.zeros((0, 2)))[0] == dict(
-        value=None, interval=None, n=0)
-    assert percentile_interval([]) is None
-
-
-def test_scale_curve_pairs_the_samples():
-    rng = np.random.default_rng(0)
-    base = rng.normal(1., 0.3, 200)  # a large spread between samples ...
-    rates = {
-        1.: base,
-        0.5: base - 0.05 + rng.normal(0, 0.01, 200),  # ... a small shift
-        2.: base + 0.05
-    }
-    curve = scale_curve(rates, num_resamples=500, seed=1)
-    assert curve['scales'] == [0.5, 1., 2.]
-    assert [e['scale'] for e in curve['mean']] == [0.5, 1., 2.]
-    for entry in curve['mean']:
-        assert entry['value'] == pytest.approx(rates[entry['scale']].mean())
-    diff = curve['largest_minus_smallest']
-    assert diff['scales'] == [2., 0.5]
-    assert diff['value'] == pytest.approx((rates[2.] - rates[0.5]).mean())
-    # paired: the difference is known to about 0.01 / sqrt(200), far
-    # better than the per-scale means (0.3 / sqrt(200))
-    assert diff['interval'][0] < 0.1 < diff['interval'][1]
-    assert diff['interval'][1] - diff['interval'][0] < 0.01
-    assert diff['excludes_zero'] is True
-    one = scale_curve({1.: base})
-    assert one['largest_minus_smallest']['value'] is None
-    with pytest.raises(ValueError, match='same samples'):
-        scale_curve({1.: base, 2.: base[:10]})
 
 
 def test_paired_stage_rates_orders_by_key():

@@ -3,30 +3,19 @@
 JSON and CSV files and the plots of
 :meth:`~mmadc.evaluation.functional.SizeGroupedRateStats.summary`."""
 import csv
-import json
 import math
 import os
 import os.path as osp
-import re
 from collections import OrderedDict
 from typing import List, Tuple
 
 import numpy as np
 
 from mmadc.evaluation.functional import SIZE_GROUPS
+from .report_files import new_figure
 
 #: Line colours of the size groups in the plots.
 GROUP_COLOURS = {'small': '#1f77b4', 'medium': '#ff7f0e', 'large': '#2ca02c'}
-
-
-def dump_json(obj, path: str) -> None:
-    """Write JSON indented, but with lists of plain values on one line
-    (per-channel lists would otherwise take a line per number)."""
-    text = json.dumps(obj, indent=1)
-    text = re.sub(r'\[\s+([^\[\]{}"]*?)\s+\]',
-                  lambda m: '[' + re.sub(r'\s+', ' ', m.group(1)) + ']', text)
-    with open(path, 'w') as f:
-        f.write(text + '\n')
 
 
 def write_rate_csv(summary: dict, path: str) -> None:
@@ -58,16 +47,6 @@ def write_rate_csv(summary: dict, path: str) -> None:
                     ])
 
 
-def _new_figure(width: float, height: float):
-    """A matplotlib figure on the Agg canvas, without touching pyplot's
-    global backend."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def plot_rate_statistics(summary: dict, out_dir: str) -> List[str]:
     """Fig. 6 style plots: one PNG per stage, one subplot per block.
 
@@ -92,7 +71,7 @@ def plot_rate_statistics(summary: dict, out_dir: str) -> List[str]:
     for stage, entries in by_stage.items():
         cols = min(4, len(entries))
         rows = math.ceil(len(entries) / cols)
-        fig = _new_figure(4.2 * cols, 3.2 * rows)
+        fig = new_figure(4.2 * cols, 3.2 * rows)
         for k, (name, entry) in enumerate(entries):
             ax = fig.add_subplot(rows, cols, k + 1)
             for group in SIZE_GROUPS:
@@ -207,7 +186,7 @@ def plot_size_trends(summary: dict, out_dir: str) -> List[str]:
     files = []
     for stage, rates in persons['stage_rate'].items():
         rates = np.asarray(rates, np.float64)
-        fig = _new_figure(5.5, 4.)
+        fig = new_figure(5.5, 4.)
         ax = fig.add_subplot(1, 1, 1)
         for group in SIZE_GROUPS:
             mask = groups == group

@@ -3,7 +3,7 @@
 
 Example::
 
-    python tools/dataset_converters/generate_synthetic_cityscapes.py \
+    python tools/dataset_generators/generate_synthetic_cityscapes.py \
         data/synthetic_cityscapes --num-train 100 --num-val 20
 
 Running it again with the same arguments finds the dataset complete and does
