@@ -26,7 +26,7 @@ from mmseg.registry import MODELS
 import mmadc  # noqa: F401  registers everything, as custom_imports does
 from mmadc.compat.compiled_ops import (MMCV_OPS_FIX, REQUIRED_OPS,
                                        require_mmcv_ops)
-from mmadc.models import SegResNetADC
+from mmadc.models import ResNetV1cADC
 from mmadc.models.backbones import iter_replaced_convs
 from mmadc.ops import AdaptiveDilatedConv2d
 
@@ -54,7 +54,7 @@ TARGETS = {
 PSAMASK_MESSAGE = ("PSANet needs mmcv's compiled ops (mmcv.ops.PSAMask); "
                    'install full mmcv: tools/install/setup_env.sh or '
                    '`mim install mmcv==2.1.0`')
-ADC_KEYS = {'type', 'deep_stem', 'avg_down', 'adc_cfg', 'adc_stages'}
+ADC_KEYS = {'type', 'adc_cfg', 'adc_stages'}
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -140,8 +140,7 @@ def test_config_is_mmsegs_and_builds(path):
     assert cfg.crop_size == (769, 769)
     assert cfg.model.decode_head.type == HEADS[match['method']]
     if match['adc']:
-        assert backbone['type'] == 'ResNetADC'
-        assert backbone['deep_stem'] is True and backbone['avg_down'] is False
+        assert backbone['type'] == 'ResNetV1cADC'
         assert backbone['adc_cfg'] == dict(type='ADC', dilation_groups=None)
         assert backbone['adc_stages'] == (True, True, True, True)
         assert {
@@ -157,7 +156,8 @@ def test_config_is_mmsegs_and_builds(path):
     model = _build(cfg.model)
     assert type(model.decode_head).__name__ == HEADS[match['method']]
     if match['adc']:
-        assert type(model.backbone) is SegResNetADC
+        assert type(model.backbone) is ResNetV1cADC
+        assert model.backbone.deep_stem and not model.backbone.avg_down
         # The oracle: the baseline's backbone, built by mmseg (ResNetV1c).
         plain = _build(base.model).backbone
         assert type(plain) is ResNetV1c
