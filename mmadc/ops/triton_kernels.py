@@ -34,7 +34,7 @@ Kernels are interpreted on CPU tensors when ``TRITON_INTERPRET=1`` was set
 before this module was imported (:data:`INTERPRETED`), which is how CI tests
 them without a GPU.
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import triton
@@ -88,43 +88,52 @@ def _cast(v, DTYPE: tl.constexpr, EMULATE: tl.constexpr):
 
 
 @triton.jit
-def _taps(x_ptr, n, ho, wo, kk, mask, fy_ptr, ay_ptr, fx_ptr, ax_ptr, H, W, G,
-          CPG, sxn, sxc, sxh, sxw, stride_h, stride_w, base_h, base_w,
-          KH: tl.constexpr, KW: tl.constexpr, DERIVATIVE: tl.constexpr):
+def _taps(
+        x_ptr, n, ho, wo, offs_k, mask,  #
+        floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+        height, width, groups, channels_per_group,  #
+        stride_xn, stride_xc, stride_xh, stride_xw,  #
+        conv_stride_h, conv_stride_w, base_h, base_w,  #
+        KH: tl.constexpr, KW: tl.constexpr,  #
+        DERIVATIVE: tl.constexpr):  # yapf: disable
     """Bilinear taps of outputs ``(ho, wo)`` (rows) and reduction indices
-    ``kk = (c * KH + i) * KW + j`` (columns) of sample ``n``, float32.
+    ``offs_k = (c * KH + i) * KW + j`` (columns) of sample ``n``, float32.
 
     With ``DERIVATIVE``, also the interpolant's derivatives along H and W.
     """
-    c = kk // (KH * KW)
-    i = (kk // KW) % KH
-    j = kk % KW
-    plan = (n * G + c // CPG)
-    kmask = kk < CPG * G * KH * KW
-    fy = tl.load(fy_ptr + plan * KH + i, mask=kmask, other=0)
-    ay = tl.load(ay_ptr + plan * KH + i, mask=kmask, other=0.)
-    fx = tl.load(fx_ptr + plan * KW + j, mask=kmask, other=0)
-    ax = tl.load(ax_ptr + plan * KW + j, mask=kmask, other=0.)
-    y0 = ho[:, None] * stride_h + base_h + fy[None, :]
-    x0 = wo[:, None] * stride_w + base_w + fx[None, :]
+    c = offs_k // (KH * KW)
+    i = (offs_k // KW) % KH
+    j = offs_k % KW
+    plan = n * groups + c // channels_per_group
+    k_mask = offs_k < channels_per_group * groups * KH * KW
+    floor_y = tl.load(floor_h_ptr + plan * KH + i, mask=k_mask, other=0)
+    frac_y = tl.load(frac_h_ptr + plan * KH + i, mask=k_mask, other=0.)
+    floor_x = tl.load(floor_w_ptr + plan * KW + j, mask=k_mask, other=0)
+    frac_x = tl.load(frac_w_ptr + plan * KW + j, mask=k_mask, other=0.)
+    y0 = ho[:, None] * conv_stride_h + base_h + floor_y[None, :]
+    x0 = wo[:, None] * conv_stride_w + base_w + floor_x[None, :]
     y1 = y0 + 1
     x1 = x0 + 1
-    m = mask & kmask[None, :]
-    my0 = m & (y0 >= 0) & (y0 < H)
-    my1 = m & (y1 >= 0) & (y1 < H)
-    mx0 = (x0 >= 0) & (x0 < W)
-    mx1 = (x1 >= 0) & (x1 < W)
-    ptr = x_ptr + n * sxn + c[None, :] * sxc
+    m = mask & k_mask[None, :]
+    in_y0 = m & (y0 >= 0) & (y0 < height)
+    in_y1 = m & (y1 >= 0) & (y1 < height)
+    in_x0 = (x0 >= 0) & (x0 < width)
+    in_x1 = (x1 >= 0) & (x1 < width)
+    ptr = x_ptr + n * stride_xn + c[None, :] * stride_xc
     v00 = tl.load(
-        ptr + y0 * sxh + x0 * sxw, mask=my0 & mx0, other=0.).to(tl.float32)
+        ptr + y0 * stride_xh + x0 * stride_xw, mask=in_y0 & in_x0,
+        other=0.).to(tl.float32)
     v01 = tl.load(
-        ptr + y0 * sxh + x1 * sxw, mask=my0 & mx1, other=0.).to(tl.float32)
+        ptr + y0 * stride_xh + x1 * stride_xw, mask=in_y0 & in_x1,
+        other=0.).to(tl.float32)
     v10 = tl.load(
-        ptr + y1 * sxh + x0 * sxw, mask=my1 & mx0, other=0.).to(tl.float32)
+        ptr + y1 * stride_xh + x0 * stride_xw, mask=in_y1 & in_x0,
+        other=0.).to(tl.float32)
     v11 = tl.load(
-        ptr + y1 * sxh + x1 * sxw, mask=my1 & mx1, other=0.).to(tl.float32)
-    wy = ay[None, :]
-    wx = ax[None, :]
+        ptr + y1 * stride_xh + x1 * stride_xw, mask=in_y1 & in_x1,
+        other=0.).to(tl.float32)
+    wy = frac_y[None, :]
+    wx = frac_x[None, :]
     top = v00 + wx * (v01 - v00)
     bottom = v10 + wx * (v11 - v10)
     value = top + wy * (bottom - top)
@@ -135,150 +144,244 @@ def _taps(x_ptr, n, ho, wo, kk, mask, fy_ptr, ay_ptr, fx_ptr, ax_ptr, H, W, G,
     return value, value, value
 
 
+def _autotune(configs: List[triton.Config], key: List[str]):
+    """``triton.autotune`` over ``configs``, keyed on the problem sizes
+    ``key`` (and the tensors' dtypes).
+
+    The configs set warps and pipeline stages only, which change neither the
+    tiles nor how a sum is split, so timing picks a speed, not a result. The
+    block sizes stay the launcher's, one per problem size (:class:`_Call`):
+    another tile changes the order of a tile's float32 sums (by 1e-7 in the
+    interpreter, where ``tl.dot`` is numpy's matmul), and the result would
+    depend on which config won. The interpreter has no GPU timer; there
+    every config times 0 and the first one runs.
+    """
+
+    def untimed(kernel_call, quantiles):
+        return [0.] * len(quantiles)
+
+    return triton.autotune(
+        configs=configs, key=key, do_bench=untimed if INTERPRETED else None)
+
+
+#: Launch configs of the two implicit GEMMs (``_adc_forward_kernel``,
+#: ``_adc_weight_grad_kernel``): Triton's default (4 warps, 3 stages), a
+#: deeper pipeline of the reduction loop, and twice the warps.
+GEMM_CONFIGS = [
+    triton.Config({}, num_warps=4, num_stages=3),
+    triton.Config({}, num_warps=4, num_stages=4),
+    triton.Config({}, num_warps=8, num_stages=3),
+]
+#: What a config's speed depends on: the output's and the reduction's sizes.
+GEMM_KEY = ['out_channels', 'out_h', 'out_w', 'groups', 'channels_per_group']
+
+
+@_autotune(GEMM_CONFIGS, GEMM_KEY)
 @triton.jit
-def _adc_forward_kernel(x_ptr, w_ptr, b_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
-                        out_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh,
-                        sxw, son, soc, soh, sow, stride_h, stride_w, base_h,
-                        base_w, KH: tl.constexpr, KW: tl.constexpr,
-                        HAS_BIAS: tl.constexpr, GEMM_DTYPE: tl.constexpr,
-                        PRECISION: tl.constexpr, EMULATE: tl.constexpr,
-                        BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,
-                        BLOCK_K: tl.constexpr):
+def _adc_forward_kernel(
+        # input, weight (rows co, columns kk), bias and output
+        x_ptr, w_ptr, bias_ptr, out_ptr,  #
+        # tap plans (make_axis_plan): integer part and weight of every tap
+        # of every (sample, dilation group), along H and along W
+        floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+        # sizes
+        height, width, out_channels, out_h, out_w,  #
+        groups, channels_per_group,  #
+        # strides of the input and of the output (elements)
+        stride_xn, stride_xc, stride_xh, stride_xw,  #
+        stride_on, stride_oc, stride_oh, stride_ow,  #
+        # convolution stride and the input row (column) of output row
+        # (column) 0 for a zero shift
+        conv_stride_h, conv_stride_w, base_h, base_w,  #
+        # meta-parameters
+        KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,  #
+        GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,  #
+        EMULATE: tl.constexpr, BLOCK_P: tl.constexpr,  #
+        BLOCK_CO: tl.constexpr, BLOCK_K: tl.constexpr):  # yapf: disable
     """``out[n, co, p] = sum_kk taps[p, kk] * w[co, kk] (+ bias)``."""
     pid_p = tl.program_id(0)
     pid_co = tl.program_id(1)
     n = tl.program_id(2)
-    K = CPG * G * KH * KW
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    pmask = p < Ho * Wo
-    comask = co < Cout
-    ho = p // Wo
-    wo = p % Wo
+    K = channels_per_group * groups * KH * KW
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    p_mask = offs_p < out_h * out_w
+    co_mask = offs_co < out_channels
+    ho = offs_p // out_w
+    wo = offs_p % out_w
     acc = tl.zeros((BLOCK_P, BLOCK_CO), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        kk = k0 + tl.arange(0, BLOCK_K)
-        a, _, _ = _taps(x_ptr, n, ho, wo, kk, pmask[:, None], fy_ptr, ay_ptr,
-                        fx_ptr, ax_ptr, H, W, G, CPG, sxn, sxc, sxh, sxw,
-                        stride_h, stride_w, base_h, base_w, KH, KW, False)
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        a, _, _ = _taps(
+            x_ptr, n, ho, wo, offs_k, p_mask[:, None],  #
+            floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+            height, width, groups, channels_per_group,  #
+            stride_xn, stride_xc, stride_xh, stride_xw,  #
+            conv_stride_h, conv_stride_w, base_h, base_w,  #
+            KH, KW, False)  # yapf: disable
         wt = tl.load(
-            w_ptr + co[None, :] * K + kk[:, None],
-            mask=(kk[:, None] < K) & comask[None, :],
+            w_ptr + offs_co[None, :] * K + offs_k[:, None],
+            mask=(offs_k[:, None] < K) & co_mask[None, :],
             other=0.)
         acc += tl.dot(
             _operand(a, GEMM_DTYPE, EMULATE),
             _operand(wt, GEMM_DTYPE, EMULATE),
             input_precision=PRECISION)
     if HAS_BIAS:
-        acc += tl.load(b_ptr + co, mask=comask, other=0.).to(tl.float32)[None]
-    out = out_ptr + n * son + co[None, :] * soc + ho[:, None] * soh + \
-        wo[:, None] * sow
+        acc += tl.load(
+            bias_ptr + offs_co, mask=co_mask, other=0.).to(tl.float32)[None]
+    out = out_ptr + n * stride_on + offs_co[None, :] * stride_oc + \
+        ho[:, None] * stride_oh + wo[:, None] * stride_ow
     tl.store(
         out,
         _cast(acc, out_ptr.dtype.element_ty, EMULATE),
-        mask=pmask[:, None] & comask[None, :])
+        mask=p_mask[:, None] & co_mask[None, :])
 
 
+@_autotune(GEMM_CONFIGS, GEMM_KEY)
 @triton.jit
-def _adc_weight_grad_kernel(x_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
-                            part_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc,
-                            sxh, sxw, sgn, sgc, sgh, sgw, stride_h, stride_w,
-                            base_h, base_w, KH: tl.constexpr, KW: tl.constexpr,
-                            GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-                            EMULATE: tl.constexpr, BLOCK_P: tl.constexpr,
-                            BLOCK_CO: tl.constexpr, BLOCK_K: tl.constexpr):
+def _adc_weight_grad_kernel(
+        # input, output gradient and the per-sample partial sums
+        x_ptr, grad_ptr, part_ptr,  #
+        # tap plans, as in _adc_forward_kernel
+        floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+        # sizes
+        height, width, out_channels, out_h, out_w,  #
+        groups, channels_per_group,  #
+        # strides of the input and of the output gradient
+        stride_xn, stride_xc, stride_xh, stride_xw,  #
+        stride_gn, stride_gc, stride_gh, stride_gw,  #
+        # convolution geometry, as in _adc_forward_kernel
+        conv_stride_h, conv_stride_w, base_h, base_w,  #
+        # meta-parameters
+        KH: tl.constexpr, KW: tl.constexpr, GEMM_DTYPE: tl.constexpr,  #
+        PRECISION: tl.constexpr, EMULATE: tl.constexpr,  #
+        BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,  #
+        BLOCK_K: tl.constexpr):  # yapf: disable
     """``part[n, co, kk] = sum_p grad[n, co, p] * taps[p, kk]``."""
     pid_k = tl.program_id(0)
     pid_co = tl.program_id(1)
     n = tl.program_id(2)
-    K = CPG * G * KH * KW
-    kk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
-    co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    comask = co < Cout
+    K = channels_per_group * groups * KH * KW
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    co_mask = offs_co < out_channels
     acc = tl.zeros((BLOCK_CO, BLOCK_K), dtype=tl.float32)
-    for p0 in range(0, Ho * Wo, BLOCK_P):
-        p = p0 + tl.arange(0, BLOCK_P)
-        pmask = p < Ho * Wo
-        ho = p // Wo
-        wo = p % Wo
-        a, _, _ = _taps(x_ptr, n, ho, wo, kk, pmask[:, None], fy_ptr, ay_ptr,
-                        fx_ptr, ax_ptr, H, W, G, CPG, sxn, sxc, sxh, sxw,
-                        stride_h, stride_w, base_h, base_w, KH, KW, False)
+    for p0 in range(0, out_h * out_w, BLOCK_P):
+        offs_p = p0 + tl.arange(0, BLOCK_P)
+        p_mask = offs_p < out_h * out_w
+        ho = offs_p // out_w
+        wo = offs_p % out_w
+        a, _, _ = _taps(
+            x_ptr, n, ho, wo, offs_k, p_mask[:, None],  #
+            floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+            height, width, groups, channels_per_group,  #
+            stride_xn, stride_xc, stride_xh, stride_xw,  #
+            conv_stride_h, conv_stride_w, base_h, base_w,  #
+            KH, KW, False)  # yapf: disable
         gt = tl.load(
-            g_ptr + n * sgn + co[:, None] * sgc + ho[None, :] * sgh +
-            wo[None, :] * sgw,
-            mask=comask[:, None] & pmask[None, :],
+            grad_ptr + n * stride_gn + offs_co[:, None] * stride_gc +
+            ho[None, :] * stride_gh + wo[None, :] * stride_gw,
+            mask=co_mask[:, None] & p_mask[None, :],
             other=0.)
         acc += tl.dot(
             _operand(gt, GEMM_DTYPE, EMULATE),
             _operand(a, GEMM_DTYPE, EMULATE),
             input_precision=PRECISION)
     tl.store(
-        part_ptr + (n * Cout + co[:, None]) * K + kk[None, :],
+        part_ptr + (n * out_channels + offs_co[:, None]) * K + offs_k[None, :],
         acc,
-        mask=comask[:, None] & (kk[None, :] < K))
+        mask=co_mask[:, None] & (offs_k[None, :] < K))
 
 
+# The rate and input gradients are not tuned: their tl.sum reduces across
+# the warps (over a tile's output positions resp. output channels), so even
+# the number of warps could change the result.
 @triton.jit
-def _adc_rate_grad_kernel(x_ptr, w_ptr, g_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
-                          part_ptr, H, W, Cout, Ho, Wo, G, CPG, sxn, sxc, sxh,
-                          sxw, sgn, sgc, sgh, sgw, stride_h, stride_w, base_h,
-                          base_w, dil_h, dil_w, KH: tl.constexpr,
-                          KW: tl.constexpr, GEMM_DTYPE: tl.constexpr,
-                          PRECISION: tl.constexpr, EMULATE: tl.constexpr,
-                          BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,
-                          BLOCK_K: tl.constexpr):
+def _adc_rate_grad_kernel(
+        # input, weight, output gradient and the per-block partial sums
+        x_ptr, w_ptr, grad_ptr, part_ptr,  #
+        # tap plans, as in _adc_forward_kernel
+        floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+        # sizes
+        height, width, out_channels, out_h, out_w,  #
+        groups, channels_per_group,  #
+        # strides of the input and of the output gradient
+        stride_xn, stride_xc, stride_xh, stride_xw,  #
+        stride_gn, stride_gc, stride_gh, stride_gw,  #
+        # convolution geometry, as in _adc_forward_kernel, and dilation
+        conv_stride_h, conv_stride_w, base_h, base_w, dilation_h,  #
+        dilation_w,  #
+        # meta-parameters
+        KH: tl.constexpr, KW: tl.constexpr, GEMM_DTYPE: tl.constexpr,  #
+        PRECISION: tl.constexpr, EMULATE: tl.constexpr,  #
+        BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,  #
+        BLOCK_K: tl.constexpr):  # yapf: disable
     """``part[n, p_block, kk] = sum_p cols[p, kk] * dtaps/drate[p, kk]``
     with the column gradients ``cols = grad[n, :, p]^T @ w``."""
     pid_p = tl.program_id(0)
     pid_k = tl.program_id(1)
     n = tl.program_id(2)
-    K = CPG * G * KH * KW
-    p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    kk = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
-    pmask = p < Ho * Wo
-    kmask = kk < K
-    ho = p // Wo
-    wo = p % Wo
+    K = channels_per_group * groups * KH * KW
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    p_mask = offs_p < out_h * out_w
+    k_mask = offs_k < K
+    ho = offs_p // out_w
+    wo = offs_p % out_w
     cols = tl.zeros((BLOCK_P, BLOCK_K), dtype=tl.float32)
-    for c0 in range(0, Cout, BLOCK_CO):
-        co = c0 + tl.arange(0, BLOCK_CO)
-        comask = co < Cout
+    for c0 in range(0, out_channels, BLOCK_CO):
+        offs_co = c0 + tl.arange(0, BLOCK_CO)
+        co_mask = offs_co < out_channels
         gt = tl.load(
-            g_ptr + n * sgn + co[None, :] * sgc + ho[:, None] * sgh +
-            wo[:, None] * sgw,
-            mask=pmask[:, None] & comask[None, :],
+            grad_ptr + n * stride_gn + offs_co[None, :] * stride_gc +
+            ho[:, None] * stride_gh + wo[:, None] * stride_gw,
+            mask=p_mask[:, None] & co_mask[None, :],
             other=0.)
         wt = tl.load(
-            w_ptr + co[:, None] * K + kk[None, :],
-            mask=comask[:, None] & kmask[None, :],
+            w_ptr + offs_co[:, None] * K + offs_k[None, :],
+            mask=co_mask[:, None] & k_mask[None, :],
             other=0.)
         cols += tl.dot(
             _operand(gt, GEMM_DTYPE, EMULATE),
             _operand(wt, GEMM_DTYPE, EMULATE),
             input_precision=PRECISION)
-    _, d_y, d_x = _taps(x_ptr, n, ho, wo, kk, pmask[:, None], fy_ptr, ay_ptr,
-                        fx_ptr, ax_ptr, H, W, G, CPG, sxn, sxc, sxh, sxw,
-                        stride_h, stride_w, base_h, base_w, KH, KW, True)
+    _, d_y, d_x = _taps(
+        x_ptr, n, ho, wo, offs_k, p_mask[:, None],  #
+        floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+        height, width, groups, channels_per_group,  #
+        stride_xn, stride_xc, stride_xh, stride_xw,  #
+        conv_stride_h, conv_stride_w, base_h, base_w,  #
+        KH, KW, True)  # yapf: disable
     # d(tap position)/d(rate) is dilation * tap offset along each axis
-    i = ((kk // KW) % KH - KH // 2).to(tl.float32) * dil_h
-    j = (kk % KW - KW // 2).to(tl.float32) * dil_w
+    i = ((offs_k // KW) % KH - KH // 2).to(tl.float32) * dilation_h
+    j = (offs_k % KW - KW // 2).to(tl.float32) * dilation_w
     total = tl.sum(cols * (i[None, :] * d_y + j[None, :] * d_x), axis=0)
     tl.store(
-        part_ptr + (n * tl.num_programs(0) + pid_p) * K + kk,
+        part_ptr + (n * tl.num_programs(0) + pid_p) * K + offs_k,
         total,
-        mask=kmask)
+        mask=k_mask)
 
 
 @triton.jit
-def _adc_input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
-                           gx_ptr, H, W, Cout, Ho, Wo, G, CPG, sgn, sgc, sgh,
-                           sgw, sxn, sxc, sxh, sxw, stride_h, stride_w, base_h,
-                           base_w, KH: tl.constexpr, KW: tl.constexpr,
-                           GEMM_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-                           EMULATE: tl.constexpr, BLOCK_HW: tl.constexpr,
-                           BLOCK_CO: tl.constexpr, BLOCK_C: tl.constexpr,
-                           USE_DOT: tl.constexpr):
+def _adc_input_grad_kernel(
+        # output gradient, weight and input gradient
+        grad_ptr, w_ptr, grad_x_ptr,  #
+        # tap plans, as in _adc_forward_kernel
+        floor_h_ptr, frac_h_ptr, floor_w_ptr, frac_w_ptr,  #
+        # sizes
+        height, width, out_channels, out_h, out_w,  #
+        groups, channels_per_group,  #
+        # strides of the output gradient and of the input gradient
+        stride_gn, stride_gc, stride_gh, stride_gw,  #
+        stride_gxn, stride_gxc, stride_gxh, stride_gxw,  #
+        # convolution geometry, as in _adc_forward_kernel
+        conv_stride_h, conv_stride_w, base_h, base_w,  #
+        # meta-parameters
+        KH: tl.constexpr, KW: tl.constexpr, GEMM_DTYPE: tl.constexpr,  #
+        PRECISION: tl.constexpr, EMULATE: tl.constexpr,  #
+        BLOCK_HW: tl.constexpr, BLOCK_CO: tl.constexpr,  #
+        BLOCK_C: tl.constexpr, USE_DOT: tl.constexpr):  # yapf: disable
     """``grad_x[n, c, h, w]`` as the adjoint sampling of the column
     gradients: every tap's two rows (and columns) that read pixel ``(h, w)``
     are found from the negated shift, so the pixel gathers its gradient.
@@ -291,60 +394,61 @@ def _adc_input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
     pid_hw = tl.program_id(0)
     pid_c = tl.program_id(1)
     n = tl.program_id(2)
-    K = CPG * G * KH * KW
-    q = pid_hw * BLOCK_HW + tl.arange(0, BLOCK_HW)
-    qmask = q < H * W
-    h = q // W
-    w = q % W
-    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    plan = n * G + (pid_c * BLOCK_C) // CPG
+    K = channels_per_group * groups * KH * KW
+    offs_hw = pid_hw * BLOCK_HW + tl.arange(0, BLOCK_HW)
+    hw_mask = offs_hw < height * width
+    h = offs_hw // width
+    w = offs_hw % width
+    offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    plan = n * groups + (pid_c * BLOCK_C) // channels_per_group
     acc = tl.zeros((BLOCK_HW, BLOCK_C), dtype=tl.float32)
     for i in range(KH):
-        fy = tl.load(fy_ptr + plan * KH + i)
-        ay = tl.load(ay_ptr + plan * KH + i)
-        # output rows whose tap i reads row h as first (weight 1 - ay) or
-        # second (weight ay) neighbour
-        num0 = h - base_h - fy
+        floor_y = tl.load(floor_h_ptr + plan * KH + i)
+        frac_y = tl.load(frac_h_ptr + plan * KH + i)
+        # output rows whose tap i reads row h as first (weight 1 - frac_y)
+        # or second (weight frac_y) neighbour
+        num0 = h - base_h - floor_y
         num1 = num0 - 1
-        ho0 = num0 // stride_h
-        ho1 = num1 // stride_h
-        vy0 = (num0 >= 0) & (ho0 * stride_h == num0) & (ho0 < Ho)
-        vy1 = (num1 >= 0) & (ho1 * stride_h == num1) & (ho1 < Ho)
+        ho0 = num0 // conv_stride_h
+        ho1 = num1 // conv_stride_h
+        vy0 = (num0 >= 0) & (ho0 * conv_stride_h == num0) & (ho0 < out_h)
+        vy1 = (num1 >= 0) & (ho1 * conv_stride_h == num1) & (ho1 < out_h)
         for j in range(KW):
-            fx = tl.load(fx_ptr + plan * KW + j)
-            ax = tl.load(ax_ptr + plan * KW + j)
-            num0 = w - base_w - fx
+            floor_x = tl.load(floor_w_ptr + plan * KW + j)
+            frac_x = tl.load(frac_w_ptr + plan * KW + j)
+            num0 = w - base_w - floor_x
             num1 = num0 - 1
-            wo0 = num0 // stride_w
-            wo1 = num1 // stride_w
-            vx0 = (num0 >= 0) & (wo0 * stride_w == num0) & (wo0 < Wo)
-            vx1 = (num1 >= 0) & (wo1 * stride_w == num1) & (wo1 < Wo)
-            for c0 in range(0, Cout, BLOCK_CO):
-                co = c0 + tl.arange(0, BLOCK_CO)
-                comask = co < Cout
-                gp = g_ptr + n * sgn + co[None, :] * sgc
-                m = qmask[:, None] & comask[None, :]
+            wo0 = num0 // conv_stride_w
+            wo1 = num1 // conv_stride_w
+            vx0 = (num0 >= 0) & (wo0 * conv_stride_w == num0) & (wo0 < out_w)
+            vx1 = (num1 >= 0) & (wo1 * conv_stride_w == num1) & (wo1 < out_w)
+            for c0 in range(0, out_channels, BLOCK_CO):
+                offs_co = c0 + tl.arange(0, BLOCK_CO)
+                co_mask = offs_co < out_channels
+                gp = grad_ptr + n * stride_gn + offs_co[None, :] * stride_gc
+                m = hw_mask[:, None] & co_mask[None, :]
                 g00 = tl.load(
-                    gp + ho0[:, None] * sgh + wo0[:, None] * sgw,
+                    gp + ho0[:, None] * stride_gh + wo0[:, None] * stride_gw,
                     mask=m & (vy0 & vx0)[:, None],
                     other=0.).to(tl.float32)
                 g01 = tl.load(
-                    gp + ho0[:, None] * sgh + wo1[:, None] * sgw,
+                    gp + ho0[:, None] * stride_gh + wo1[:, None] * stride_gw,
                     mask=m & (vy0 & vx1)[:, None],
                     other=0.).to(tl.float32)
                 g10 = tl.load(
-                    gp + ho1[:, None] * sgh + wo0[:, None] * sgw,
+                    gp + ho1[:, None] * stride_gh + wo0[:, None] * stride_gw,
                     mask=m & (vy1 & vx0)[:, None],
                     other=0.).to(tl.float32)
                 g11 = tl.load(
-                    gp + ho1[:, None] * sgh + wo1[:, None] * sgw,
+                    gp + ho1[:, None] * stride_gh + wo1[:, None] * stride_gw,
                     mask=m & (vy1 & vx1)[:, None],
                     other=0.).to(tl.float32)
-                gsum = (1 - ay) * ((1 - ax) * g00 + ax * g01) + \
-                    ay * ((1 - ax) * g10 + ax * g11)
+                gsum = (1 - frac_y) * ((1 - frac_x) * g00 + frac_x * g01) + \
+                    frac_y * ((1 - frac_x) * g10 + frac_x * g11)
                 wt = tl.load(
-                    w_ptr + co[:, None] * K + (c[None, :] * KH + i) * KW + j,
-                    mask=comask[:, None],
+                    w_ptr + offs_co[:, None] * K +
+                    (offs_c[None, :] * KH + i) * KW + j,
+                    mask=co_mask[:, None],
                     other=0.)
                 if USE_DOT:
                     acc += tl.dot(
@@ -358,10 +462,12 @@ def _adc_input_grad_kernel(g_ptr, w_ptr, fy_ptr, ay_ptr, fx_ptr, ax_ptr,
                         _operand(wt, GEMM_DTYPE, EMULATE).to(
                             tl.float32)[None, :, :],
                         axis=1)
-    out = gx_ptr + n * sxn + c[None, :] * sxc + h[:, None] * sxh + \
-        w[:, None] * sxw
+    out = grad_x_ptr + n * stride_gxn + offs_c[None, :] * stride_gxc + \
+        h[:, None] * stride_gxh + w[:, None] * stride_gxw
     tl.store(
-        out, _cast(acc, gx_ptr.dtype.element_ty, EMULATE), mask=qmask[:, None])
+        out,
+        _cast(acc, grad_x_ptr.dtype.element_ty, EMULATE),
+        mask=hw_mask[:, None])
 
 
 def unsupported_reason(input: Tensor,
@@ -408,8 +514,19 @@ def _pow2(value: int, low: int, high: int) -> int:
     return max(low, min(high, triton.next_power_of_2(max(value, 1))))
 
 
+def _strides(prefix: str, tensor: Tensor) -> Dict[str, int]:
+    """The strides of an ``(N, C, H, W)`` tensor as the kernels' keyword
+    arguments ``stride_<prefix>n``, ``..c``, ``..h``, ``..w``."""
+    return dict(
+        zip((f'stride_{prefix}{axis}' for axis in 'nchw'), tensor.stride()))
+
+
 class _Call:
-    """Tap plans, shapes and launch constants of one call."""
+    """Tap plans, shapes and launch constants of one call.
+
+    :attr:`plans`, :attr:`sizes` and :attr:`geometry` are keyword arguments
+    that every kernel takes.
+    """
 
     def __init__(self, input: Tensor, weight: Tensor, rates: Tensor,
                  stride: List[int], padding: List[int], dilation: List[int],
@@ -426,11 +543,24 @@ class _Call:
         plan_w = make_axis_plan(group_rates, self.kw, self.width, stride[1],
                                 padding[1], dilation[1], torch.float32)
         self.out_h, self.out_w = plan_h.out_len, plan_w.out_len
-        self.plans = (plan_h.floor.to(torch.int32).contiguous(),
-                      plan_h.frac.contiguous(),
-                      plan_w.floor.to(torch.int32).contiguous(),
-                      plan_w.frac.contiguous())
-        self.geometry = (stride[0], stride[1], plan_h.base, plan_w.base)
+        self.plans = dict(
+            floor_h_ptr=plan_h.floor.to(torch.int32).contiguous(),
+            frac_h_ptr=plan_h.frac.contiguous(),
+            floor_w_ptr=plan_w.floor.to(torch.int32).contiguous(),
+            frac_w_ptr=plan_w.frac.contiguous())
+        self.sizes = dict(
+            height=self.height,
+            width=self.width,
+            out_channels=self.out_channels,
+            out_h=self.out_h,
+            out_w=self.out_w,
+            groups=self.groups,
+            channels_per_group=self.cpg)
+        self.geometry = dict(
+            conv_stride_h=stride[0],
+            conv_stride_w=stride[1],
+            base_h=plan_h.base,
+            base_w=plan_w.base)
         self.dilation = dilation
         self.compute_dtype = compute_dtype
         self.gemm = _TL_DTYPES[compute_dtype]
@@ -443,10 +573,6 @@ class _Call:
         self.block_p = _pow2(self.out_h * self.out_w, 16, 64)
         self.block_co = _pow2(self.out_channels, 16, 64)
         self.block_k = _pow2(self.num_cols, 16, 32)
-
-    def sizes(self) -> Tuple[int, ...]:
-        return (self.height, self.width, self.out_channels, self.out_h,
-                self.out_w, self.groups, self.cpg)
 
 
 def forward(input: Tensor, weight: Tensor, rates: Tensor,
@@ -461,18 +587,19 @@ def forward(input: Tensor, weight: Tensor, rates: Tensor,
                       memory_format=memory_format(input))
     bias_arg = call.wmat if bias is None else bias.detach().to(
         compute_dtype).contiguous()
+    x = input.detach()
     grid = (triton.cdiv(call.out_h * call.out_w, call.block_p),
             triton.cdiv(call.out_channels, call.block_co), call.num)
     _adc_forward_kernel[grid](
-        input.detach(),
-        call.wmat,
-        bias_arg,
-        *call.plans,
-        out,
-        *call.sizes(),
-        *input.stride(),
-        *out.stride(),
-        *call.geometry,
+        x_ptr=x,
+        w_ptr=call.wmat,
+        bias_ptr=bias_arg,
+        out_ptr=out,
+        **call.plans,
+        **call.sizes,
+        **_strides('x', x),
+        **_strides('o', out),
+        **call.geometry,
         KH=call.kh,
         KW=call.kw,
         HAS_BIAS=bias is not None,
@@ -495,6 +622,9 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
     x = input.detach()
     grad = grad_out.detach().to(compute_dtype)
     common = dict(
+        **call.plans,
+        **call.sizes,
+        **call.geometry,
         KH=call.kh,
         KW=call.kw,
         GEMM_DTYPE=call.gemm,
@@ -506,17 +636,15 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
         part = torch.empty((call.num, call.out_channels, call.num_cols),
                            dtype=torch.float32,
                            device=x.device)
+
         grid = (triton.cdiv(call.num_cols, call.block_k),
                 triton.cdiv(call.out_channels, call.block_co), call.num)
         _adc_weight_grad_kernel[grid](
-            x,
-            grad,
-            *call.plans,
-            part,
-            *call.sizes(),
-            *x.stride(),
-            *grad.stride(),
-            *call.geometry,
+            x_ptr=x,
+            grad_ptr=grad,
+            part_ptr=part,
+            **_strides('x', x),
+            **_strides('g', grad),
             BLOCK_P=call.block_p,
             BLOCK_K=call.block_k,
             **common)
@@ -528,16 +656,14 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
                            device=x.device)
         grid = (blocks_p, triton.cdiv(call.num_cols, call.block_k), call.num)
         _adc_rate_grad_kernel[grid](
-            x,
-            call.wmat,
-            grad,
-            *call.plans,
-            part,
-            *call.sizes(),
-            *x.stride(),
-            *grad.stride(),
-            *call.geometry,
-            *call.dilation,
+            x_ptr=x,
+            w_ptr=call.wmat,
+            grad_ptr=grad,
+            part_ptr=part,
+            **_strides('x', x),
+            **_strides('g', grad),
+            dilation_h=call.dilation[0],
+            dilation_w=call.dilation[1],
             BLOCK_P=call.block_p,
             BLOCK_K=call.block_k,
             **common)
@@ -551,14 +677,11 @@ def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,
         grid = (triton.cdiv(call.height * call.width,
                             block_hw), call.channels // block_c, call.num)
         _adc_input_grad_kernel[grid](
-            grad,
-            call.wmat,
-            *call.plans,
-            grad_x,
-            *call.sizes(),
-            *grad.stride(),
-            *grad_x.stride(),
-            *call.geometry,
+            grad_ptr=grad,
+            w_ptr=call.wmat,
+            grad_x_ptr=grad_x,
+            **_strides('g', grad),
+            **_strides('gx', grad_x),
             BLOCK_HW=block_hw,
             BLOCK_C=block_c,
             USE_DOT=block_c >= 16,

@@ -226,15 +226,15 @@ def test_kernels_compile_for_a_gpu(kernel, dtype, extra):
     data = {'float32': '*fp32', 'bfloat16': '*bf16', 'float16': '*fp16'}[dtype]
     pointers = dict(
         x_ptr='*fp32',
-        ay_ptr='*fp32',
-        ax_ptr='*fp32',
+        frac_h_ptr='*fp32',
+        frac_w_ptr='*fp32',
         part_ptr='*fp32',
-        gx_ptr='*fp32',
-        fy_ptr='*i32',
-        fx_ptr='*i32',
+        grad_x_ptr='*fp32',
+        floor_h_ptr='*i32',
+        floor_w_ptr='*i32',
         w_ptr=data,
-        b_ptr=data,
-        g_ptr=data,
+        bias_ptr=data,
+        grad_ptr=data,
         out_ptr=data)
     constants = dict(
         KH=3,
@@ -247,9 +247,56 @@ def test_kernels_compile_for_a_gpu(kernel, dtype, extra):
         BLOCK_K=32,
         BLOCK_HW=64,
         **extra)
-    compiled = _compile_for_sm90(
-        getattr(triton_kernels, kernel), pointers, constants)
+    kernel = getattr(triton_kernels, kernel)
+    while not isinstance(kernel, triton.runtime.JITFunction):
+        kernel = kernel.fn  # the kernel under @triton.autotune
+    compiled = _compile_for_sm90(kernel, pointers, constants)
     assert compiled.asm['cubin']
+
+
+def test_every_autotune_config_gives_the_same_result(results):
+    """Which config the autotuner picks does not change the result: the
+    output and the weight gradient are bitwise the same under each config
+    (float32 and bfloat16 GEMMs, several tiles). Under the interpreter a
+    config that changed the block sizes would fail here (numpy's matmul
+    sums another tile in another order)."""
+    assert results['configs_agree'] == {'float32': True, 'bfloat16': True}
+
+
+def _every_config_agrees():
+    """Per compute dtype, whether the forward and the weight gradient are
+    bitwise equal under every config of the autotuned kernels (the i-th
+    config of each, the last where a kernel has fewer)."""
+    from mmadc.ops import triton_kernels as kernels
+    tuned = (kernels._adc_forward_kernel, kernels._adc_weight_grad_kernel)
+    all_configs = [kernel.configs for kernel in tuned]
+    gen = torch.Generator().manual_seed(0)
+    # 9 x 15 output positions and 8 * 9 columns: several tiles per config
+    x = torch.randn(2, 8, 9, 15, generator=gen)
+    weight = torch.randn(5, 8, 3, 3, generator=gen) / 72**.5
+    rates = _rates(2, 4, gen)
+    grad = torch.randn(2, 5, 9, 15, generator=gen)
+    conv = ([1, 1], [1, 1], [1, 1])
+    agree = {}
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            got = []
+            for index in range(max(map(len, all_configs))):
+                for kernel, configs in zip(tuned, all_configs):
+                    kernel.configs = [configs[min(index, len(configs) - 1)]]
+                    kernel.cache.clear()
+                out = kernels.forward(x, weight, rates, None, *conv, dtype)
+                _, grad_w, _ = kernels.backward(grad, x, weight, rates, *conv,
+                                                dtype, False, True, False)
+                got.append((out, grad_w))
+            agree[str(dtype).split('.')[1]] = all(
+                torch.equal(a, b) for other in got[1:]
+                for a, b in zip(got[0], other))
+    finally:
+        for kernel, configs in zip(tuned, all_configs):
+            kernel.configs = configs
+            kernel.cache.clear()
+    return agree
 
 
 def _float64_error():
@@ -264,7 +311,10 @@ def _float64_error():
 
 if __name__ == '__main__':  # the interpreted subprocess of ``results``
     assert os.environ.get('TRITON_INTERPRET') == '1'
-    report = {'float64': _float64_error()}
+    report = {
+        'float64': _float64_error(),
+        'configs_agree': _every_config_agrees()
+    }
     for case in CASES:
         try:
             report[case] = _compute(case)
