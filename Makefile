@@ -37,7 +37,8 @@ lint: env
 	$(PYTHON) -m flake8 $(LINT_PATHS)
 	$(PYTHON) -m isort --check-only --diff $(LINT_PATHS)
 	$(PYTHON) -m yapf --diff --recursive $(LINT_PATHS)
-	$(VENV)/bin/clang-format --dry-run --Werror mmadc/ops/csrc/*.cpp
+	$(VENV)/bin/clang-format --dry-run --Werror mmadc/ops/csrc/*.cpp \
+	  mmadc/ops/csrc/*.h
 
 test: env env-torch-min env-stack-min
 	$(PYTHON) -m pytest tests

@@ -8,7 +8,8 @@ from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
 
-# The native CPU kernel of ADC (mmadc/ops/csrc/adc_cpu.cpp). It needs torch
+# The native CPU kernel of ADC (mmadc/ops/csrc/adc_cpu.cpp, which includes
+# the headers next to it: one translation unit). It needs torch
 # at build time (install with --no-build-isolation) and a C++ compiler.
 # MMADC_WITH_CPU_KERNEL: "auto" (default) builds it when possible and
 # otherwise installs the pure-PyTorch reference path with a warning; "1"
@@ -54,6 +55,10 @@ def kernel_build_config() -> dict:
         ext_modules=[
             CppExtension(
                 'mmadc.ops._adc_cpu', ['mmadc/ops/csrc/adc_cpu.cpp'],
+                depends=[
+                    'mmadc/ops/csrc/adc_sampling.h',
+                    'mmadc/ops/csrc/adc_schedule.h'
+                ],
                 extra_compile_args=['-O3'] + openmp,
                 extra_link_args=openmp)
         ],
