@@ -116,24 +116,25 @@ def ensure_data(task: str) -> None:
                    check=True)
 
 
-def fresh_dir(path: str) -> str:
-    """``path`` if unused, else ``path-2``, ``path-3``, ... (never reuse)."""
-    candidate, n = path, 1
+def _unused(stem: str, ext: str) -> str:
+    """``stem + ext`` if unused, else ``stem-2 + ext``, ``stem-3 + ext``,
+    ... (never reuse)."""
+    candidate, n = stem + ext, 1
     while osp.exists(candidate):
         n += 1
-        candidate = f'{path}-{n}'
+        candidate = f'{stem}-{n}{ext}'
     return candidate
+
+
+def fresh_dir(path: str) -> str:
+    """``path`` if unused, else ``path-2``, ``path-3``, ..."""
+    return _unused(path, '')
 
 
 def fresh_file(path: str) -> str:
     """``path`` if unused, else ``stem-2.ext``, ``stem-3.ext``, ... (the
     extension kept for the writers that go by it)."""
-    stem, ext = osp.splitext(path)
-    candidate, n = path, 1
-    while osp.exists(candidate):
-        n += 1
-        candidate = f'{stem}-{n}{ext}'
-    return candidate
+    return _unused(*osp.splitext(path))
 
 
 def last_metrics(work_dir: str) -> Dict[str, float]:
