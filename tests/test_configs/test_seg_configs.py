@@ -175,6 +175,39 @@ def test_config_is_mmsegs_and_builds(path):
         assert type(model.backbone) is ResNetV1c
 
 
+def test_demo_adc_config_is_its_baseline_with_the_adc_v1c_backbone():
+    """The segmentation demo's ADC config changes only its baseline's
+    backbone type (ResNetV1c -> ResNetV1cADC) and adds ADC, and its
+    backbone has the stem and the replaced convs of mmseg's ResNetV1c."""
+    demo = osp.join(osp.dirname(CONFIG_DIR), 'demo')
+    base = Config.fromfile(
+        osp.join(demo,
+                 'fcn_r18-d8_1xb4-200iter_synthetic-cityscapes-128x128.py'))
+    cfg = Config.fromfile(
+        osp.join(
+            demo,
+            'fcn_r18-d8-adc_1xb4-200iter_synthetic-cityscapes-128x128.py'))
+    backbone = cfg.model.backbone.to_dict()
+    base_backbone = base.model.backbone.to_dict()
+    assert backbone.pop('type') == 'ResNetV1cADC'
+    assert base_backbone.pop('type') == 'ResNetV1c'
+    assert backbone.pop('adc_cfg') == dict(type='ADC')
+    assert backbone == base_backbone
+    model = _build(cfg.model).backbone
+    plain = _build(base.model).backbone
+    assert type(model) is ResNetV1cADC and type(plain) is ResNetV1c
+    assert model.deep_stem and not model.avg_down
+    replaced = dict(iter_replaced_convs(model))
+    assert len(replaced) == 8  # every block of ResNet-18
+    for conv_name, layer in replaced.items():
+        conv = plain.get_submodule(conv_name)
+        assert (layer.dilation, layer.padding,
+                layer.stride) == (conv.dilation, conv.padding, conv.stride)
+    ours = {k: v.shape for k, v in model.state_dict().items()}
+    theirs = {k: v.shape for k, v in plain.state_dict().items()}
+    assert {k: ours[k] for k in theirs} == theirs  # + the rate regressors
+
+
 class _Records(logging.Handler):
 
     def __init__(self) -> None:
