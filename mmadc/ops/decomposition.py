@@ -13,21 +13,27 @@ is one small matrix ``A_y`` (rows ``(i, ho)``, columns the input rows) with
 the bilinear "tent" weights ``max(0, 1 - |y_i - y|)``, the column
 interpolation likewise ``A_x``, and the tap image is ``A_y X A_x^T``. A tent
 weight is zero for every pixel outside the image, which is exactly the
-kernels' zero padding, for any rate. The tap image meets the weight in one
-batched product.
+kernels' zero padding, for any rate. The centre tap's shift is 0 for every
+rate, so where the centre sits on the pixel (stride 1 and "same" padding, as
+in every stride-1 ADC layer of the paper's models) its reads are the input
+itself and need no product. Each block of taps (row taps read by ``A_y`` or
+the centre, column taps read by ``A_x`` or the centre) meets its part of the
+weight in one batched product, and the blocks' outputs add up, so the tap
+images are never concatenated.
 
 Of the forms tried in onnxruntime (``tools/analysis/benchmark_deploy.py``;
 README, "The operator: eager, ``torch.compile``, ``torch.export``, ONNX",
 has the measurements) this one is the fastest: one ``GridSample`` over every
 plane with a ``k * k``-times larger grid, then ``MatMul``, was dominated by
 ``GridSample``'s generic kernel; ``Gather`` reads of rows and columns with
-lerp weights need a high-rank ``Transpose`` of the ``k * k`` tap image (the
-gathered axis must lead), which onnxruntime runs slowly, even when only the
-rows are gathered. The interpolation matrices are small and onnxruntime's
-``MatMul`` is fast. It materialises the ``k * k`` tap image, so it is for
-deployment and testing, not for training.
+lerp weights need ``Transpose``s and many element-wise nodes, which
+onnxruntime runs slowly, even when only the rows are gathered; one product
+with the weight over the concatenated tap images spent as long in the
+``Concat`` as in the product. The interpolation matrices are small and
+onnxruntime's ``MatMul`` is fast. It materialises the tap images, so it is
+for deployment and testing, not for training.
 """
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +57,52 @@ def _tent(distances: Tensor, shifts: Tensor) -> Tensor:
     return F.relu(1 - (distances + shifts).abs())
 
 
+class _AxisReads(NamedTuple):
+    """How one axis (rows or columns) reads its taps."""
+    #: the taps whose reads are an interpolation matrix product
+    interpolated: List[int]
+    #: (N, g, len(interpolated), out_len, in_len), or (..., in_len, out_len)
+    #: transposed: the matrices' tent weights (None without interpolated
+    #: taps)
+    matrices: Optional[Tensor]
+    #: whether the centre tap reads the input itself: stride 1, an output of
+    #: the input's length and the centre on the pixel (``padding = d (k //
+    #: 2)``), for every rate, since the centre tap's shift ``d r 0`` is 0
+    centre_is_input: bool
+
+
+def _axis_reads(group_rates: Tensor, kernel: int, stride: int, padding: int,
+                dilation: int, in_len: int, out_len: int, like: dict,
+                transposed: bool) -> _AxisReads:
+    """The reads of one axis; ``transposed`` gives the matrices as
+    (..., in_len, out_len), the layout in which the columns' product takes
+    them (built so rather than transposed in the export)."""
+    centre_tap = kernel // 2
+    centre_is_input = (
+        stride == 1 and out_len == in_len and padding == dilation * centre_tap)
+    taps = [t for t in range(kernel) if t != centre_tap or not centre_is_input]
+    if not taps:  # a kernel of size 1 along this axis
+        return _AxisReads(taps, None, centre_is_input)
+    # kernel centres of the outputs; tap t reads d * r * (t - k // 2) from
+    # them
+    centres = (
+        torch.arange(out_len, **like) * stride - padding +
+        dilation * centre_tap)
+    shifts = _taps_of(torch.arange(kernel, **like) - centre_tap, 0,
+                      taps).reshape(len(taps), 1, 1)
+    pixels = torch.arange(in_len, **like)
+    distances = centres - pixels[:, None] if transposed else \
+        centres[:, None] - pixels
+    matrices = _tent(distances, (dilation * group_rates) * shifts)
+    return _AxisReads(taps, matrices, centre_is_input)
+
+
+def _taps_of(weight: Tensor, dim: int, taps: List[int]) -> Tensor:
+    """``weight``'s taps ``taps`` along ``dim``, in that order (slices: no
+    ``Gather`` on the weight in the export)."""
+    return torch.cat([weight.narrow(dim, t, 1) for t in taps], dim)
+
+
 def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
                                        rates: Tensor, bias: Optional[Tensor],
                                        stride: List[int], padding: List[int],
@@ -72,37 +124,63 @@ def adaptive_dilated_conv2d_decomposed(input: Tensor, weight: Tensor,
     # positions, so the interpolation matrices are per group and broadcast
     # over its channels
     group_rates = rates.to(sample_dtype).reshape(num, groups, 1, 1, 1)
-    taps_h = (torch.arange(kh, **like) - kh // 2).reshape(kh, 1, 1)
-    taps_w = (torch.arange(kw, **like) - kw // 2).reshape(kw, 1, 1)
-    # kernel centres of the outputs; tap i reads d * r * i from them
-    centre_y = (
-        torch.arange(out_h, **like) * stride[0] - padding[0] + dilation[0] *
-        (kh // 2))
-    centre_x = (
-        torch.arange(out_w, **like) * stride[1] - padding[1] + dilation[1] *
-        (kw // 2))
-    # rows first: A_y (N, g, kh, out_h, H) as (N, g, 1, kh * out_h, H),
-    # times the planes (N, g, C / g, H, W)
-    rows_y = _tent(centre_y[:, None] - torch.arange(height, **like),
-                   (dilation[0] * group_rates) * taps_h)
+    rows = _axis_reads(
+        group_rates,
+        kh,
+        stride[0],
+        padding[0],
+        dilation[0],
+        height,
+        out_h,
+        like,
+        transposed=False)
+    cols = _axis_reads(
+        group_rates,
+        kw,
+        stride[1],
+        padding[1],
+        dilation[1],
+        width,
+        out_w,
+        like,
+        transposed=True)
     planes = input.to(sample_dtype).reshape(num, groups, group_channels,
                                             height, width)
-    rows = torch.matmul(
-        rows_y.reshape(num, groups, 1, kh * out_h, height),
-        planes).reshape(num, groups, group_channels, kh, 1, out_h, width)
-    # then columns, A_x^T (N, g, kw, W, out_w), one product per tap (i, j),
-    # which leaves the taps in the (c, i, j, ho, wo) order of the column
-    # matrix (no transpose of the k * k tap image)
-    cols_x = _tent(centre_x - torch.arange(width, **like)[:, None],
-                   (dilation[1] * group_rates) * taps_w)
-    columns = torch.matmul(rows,
-                           cols_x.reshape(num, groups, 1, 1, kw, width,
-                                          out_w)).reshape(
-                                              num, channels * kh * kw,
-                                              out_h * out_w)
-    out = torch.matmul(
-        weight.reshape(out_channels, -1).to(compute_dtype),
-        columns.to(compute_dtype))
+    # Row-read images as (N, g, 1, C / g * taps * out_h, W), with their row
+    # taps: A_y (N, g, taps * out_h, H) times the planes, and the planes
+    # themselves where they are the centre tap
+    row_images = []
+    if rows.interpolated:
+        matrices = rows.matrices.reshape(num, groups, 1, -1, height)
+        row_images.append(
+            (torch.matmul(matrices, planes).reshape(num, groups, 1, -1,
+                                                    width), rows.interpolated))
+    if rows.centre_is_input:
+        row_images.append((planes.reshape(num, groups, 1, -1,
+                                          width), [kh // 2]))
+    # Then columns, A_x^T (N, g, taps, W, out_w), for all row taps at once.
+    # Each (row taps, column taps) block meets its part of the weight in
+    # its own product and the blocks' outputs add up: no concatenation of
+    # tap images, and no product for a centre tap that is the input.
+    weight = weight.reshape(out_channels, groups, group_channels, kh, kw)
+    out = None
+    for image, row_taps in row_images:
+        blocks = []
+        if cols.interpolated:
+            blocks.append((torch.matmul(image,
+                                        cols.matrices), cols.interpolated))
+        if cols.centre_is_input:
+            blocks.append((image, [kw // 2]))
+        for taps, col_taps in blocks:
+            # taps (N, g, column taps, C / g * row taps * out_h * out_w):
+            # the weight's columns in the order (g, j, c, i)
+            block_weight = _taps_of(
+                _taps_of(weight, 3, row_taps), 4,
+                col_taps).permute(0, 1, 4, 2, 3)
+            term = torch.matmul(
+                block_weight.reshape(out_channels, -1).to(compute_dtype),
+                taps.reshape(num, -1, out_h * out_w).to(compute_dtype))
+            out = term if out is None else out + term
     if bias is not None:
         out = out + bias.to(compute_dtype)[:, None]
     return out.reshape(num, out_channels, out_h, out_w)
