@@ -193,7 +193,7 @@ def plot_seed_comparison(comparisons: Sequence[dict], path: str) -> str:
         ax.set_xticklabels(['ADC - baseline'])
         ax.set_xlim(-0.5, 0.7)
         ax.set_title(
-            'paired difference per seed: '
+            'paired difference per seed:\n'  # two lines fit the panel
             f'{_difference(diff) if diff else "no pairs"}',
             fontsize=8)
         ax.grid(alpha=0.3)
