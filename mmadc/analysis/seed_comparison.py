@@ -142,24 +142,11 @@ def plot_seed_comparison(comparisons: Sequence[dict], path: str) -> str:
             else np.zeros(1)
         for i, model in enumerate(models):
             stats = comp[model]
-            xs = i + offsets
-            ys = np.array(
-                [np.nan if v is None else v for v in stats['values']])
-            ax.scatter(
-                xs, ys, s=18, color=MODEL_COLOURS[model], zorder=3, label=None)
-            for x, y, seed in zip(xs, ys, seeds):
-                if np.isfinite(y):
-                    ax.annotate(
-                        str(seed), (x, y),
-                        textcoords='offset points',
-                        xytext=(4, 2),
-                        fontsize=7)
+            _seed_points(ax, i + offsets, _values(stats), seeds,
+                         MODEL_COLOURS[model])
             _mean_bar(ax, i + 0.3, stats, MODEL_COLOURS[model])
         if len(models) == 2:
-            base, adc = (
-                np.array(
-                    [np.nan if v is None else v for v in comp[m]['values']])
-                for m in models)
+            base, adc = (_values(comp[m]) for m in models)
             for j in range(len(seeds)):
                 ax.plot([offsets[j], 1 + offsets[j]], [base[j], adc[j]],
                         color='0.6',
@@ -178,15 +165,7 @@ def plot_seed_comparison(comparisons: Sequence[dict], path: str) -> str:
         ax = fig.add_subplot(rows, 2, 2 * row + 2)
         diff = comp.get('adc_minus_baseline')
         if diff is not None:
-            ys = np.array([np.nan if v is None else v for v in diff['values']])
-            ax.scatter(offsets, ys, s=18, color='k', zorder=3)
-            for x, y, seed in zip(offsets, ys, seeds):
-                if np.isfinite(y):
-                    ax.annotate(
-                        str(seed), (x, y),
-                        textcoords='offset points',
-                        xytext=(4, 2),
-                        fontsize=7)
+            _seed_points(ax, offsets, _values(diff), seeds, 'k')
             _mean_bar(ax, 0.3, diff, 'k')
         ax.axhline(0., color='0.4', linewidth=0.8, linestyle='--')
         ax.set_xticks([0])
@@ -207,6 +186,24 @@ def _level(comp: dict) -> float:
         if key in comp:
             return comp[key]['level']
     return 0.95
+
+
+def _values(stats: dict) -> np.ndarray:
+    """The per-seed values, NaN where a run gave none."""
+    return np.array([np.nan if v is None else v for v in stats['values']])
+
+
+def _seed_points(ax, xs: np.ndarray, ys: np.ndarray, seeds: Sequence[int],
+                 colour: str) -> None:
+    """One point per seed, labelled with its seed."""
+    ax.scatter(xs, ys, s=18, color=colour, zorder=3)
+    for x, y, seed in zip(xs, ys, seeds):
+        if np.isfinite(y):
+            ax.annotate(
+                str(seed), (x, y),
+                textcoords='offset points',
+                xytext=(4, 2),
+                fontsize=7)
 
 
 def _mean_bar(ax, x: float, stats: dict, colour: str) -> None:
