@@ -11,6 +11,7 @@ from analysis_helpers import (build_pose_model, load_tool, tiny_coco,
                               val_annotations, write_pose_config)
 from mmengine.structures import InstanceData
 from mmpose.structures import PoseDataSample
+from rate_helpers import input_dependent_rates
 from scipy import stats as scipy_stats
 
 from mmadc.evaluation.functional import (RunningStats, SizeGroupedRateStats,
@@ -291,12 +292,7 @@ def test_tool_size_trend(tmp_path, capsys):
     line per stage."""
     config = write_pose_config(tmp_path, 'ResNetADC')
     model = build_pose_model(config)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for layer in find_adc_layers(model).values():
-            fc2 = layer.rate_regressor.fc2
-            fc2.weight.copy_(
-                torch.randn(fc2.weight.shape, generator=generator))
+    input_dependent_rates(model, seed=0)
     ckpt = str(tmp_path / 'random.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     out = tmp_path / 'out'

@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import PYTHON, REPO_ROOT
 from demo_helpers import POSE_ADC_CFG, POSE_CFG, SEG_ADC_CFG, write_checkpoint
+from rate_helpers import input_dependent_rates
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'analysis', 'scale_response.py')
 
@@ -33,17 +34,11 @@ def random_rate_checkpoint(config: str, path: str) -> str:
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
-    from mmadc.models.utils import find_adc_layers
     cfg = Config.fromfile(config)
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for layer in find_adc_layers(model).values():
-            fc2 = layer.rate_regressor.fc2
-            fc2.weight.copy_(
-                torch.randn(fc2.weight.shape, generator=generator))
+    input_dependent_rates(model, seed=1)
     torch.save({'state_dict': model.state_dict()}, path)
     return path
 

@@ -14,6 +14,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.runner import Runner
 from mmengine.visualization import TensorboardVisBackend
+from rate_helpers import input_dependent_rates
 from torch.utils.data import Dataset
 
 import mmadc.engine  # noqa: F401  registers the hook until mmadc does
@@ -49,14 +50,7 @@ class ToyModel(BaseModel):
             OrderedDict(
                 layer1=nn.Sequential(Block(4, use_adc), Block(4, use_adc)),
                 stage2=nn.Sequential(Block(4, use_adc))))
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, AdaptiveDilatedConv2d):
-                    fc2 = module.rate_regressor.fc2
-                    fc2.weight.copy_(
-                        torch.randn(fc2.weight.shape, generator=generator))
-                    fc2.bias.fill_(1.5)
+        input_dependent_rates(self, seed=0, bias=1.5)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         out = self.backbone(inputs)

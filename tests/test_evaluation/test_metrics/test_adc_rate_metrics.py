@@ -11,6 +11,7 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement, InstanceData
+from rate_helpers import input_dependent_rates
 from torch.utils.data import Dataset
 
 import mmadc  # noqa: F401  registers the hook and the metrics
@@ -44,14 +45,7 @@ class ToyPoseModel(BaseModel):
             4, 4, 3, padding=1)
         self.backbone.layer2[0].conv2 = AdaptiveDilatedConv2d(
             4, 4, 3, padding=1, dilation_groups=2)
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, AdaptiveDilatedConv2d):
-                    fc2 = module.rate_regressor.fc2
-                    fc2.weight.copy_(
-                        torch.randn(fc2.weight.shape, generator=generator))
-                    fc2.bias.fill_(1.5)
+        input_dependent_rates(self, seed=0, bias=1.5)
 
     def features(self, x):
         x = self.backbone.layer1[0].conv2(x)
