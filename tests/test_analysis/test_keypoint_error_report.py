@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from analysis_helpers import load_tool
+from keypoint_helpers import L_SHO, R_SHO, person_xy
 from synthetic_data.coco_scene import COCO_KEYPOINT_NAMES
 
 from mmadc.evaluation.functional.keypoint_errors import (
@@ -29,17 +30,7 @@ from mmadc.evaluation.functional.keypoint_errors import (
 
 torch.set_num_threads(1)
 
-L_SHO, R_SHO = 5, 6
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
-
-
-def person_xy(shift_x: float = 0.) -> np.ndarray:
-    xy = np.zeros((17, 2))
-    for j in range(17):
-        xy[j, 0] = 130 if j == 0 else (100 if j % 2 else 160)
-        xy[j, 1] = 40 + 25 * ((j + 1) // 2)
-    xy[:, 0] += shift_x
-    return xy
 
 
 def annotation(ann_id: int, xy: np.ndarray, vis=None, area=10000.) -> dict:

@@ -5,23 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from keypoint_helpers import L_SHO, R_SHO, person_xy
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 
 import mmadc  # noqa: F401  registers the metric
 from mmadc.evaluation import KeypointErrorMetric
-
-L_SHO, R_SHO = 5, 6
-
-
-def person_xy(shift_x: float = 0.) -> np.ndarray:
-    """Left keypoints at x = 100, right ones at x = 160, the nose at 130;
-    pair p at y = 40 + 25 p (as in test_keypoint_errors)."""
-    xy = np.zeros((17, 2))
-    for j in range(17):
-        xy[j, 0] = 130 if j == 0 else (100 if j % 2 else 160)
-        xy[j, 1] = 40 + 25 * ((j + 1) // 2)
-    xy[:, 0] += shift_x
-    return xy
 
 
 def write_ground_truth(path, meta) -> None:
