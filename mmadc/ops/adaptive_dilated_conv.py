@@ -281,6 +281,52 @@ else:  # the same kernels and formula, eager mode only
     _apply = _AdaptiveDilatedConv2dFunction.apply
 
 # ---------------------------------------------------------------------------
+# Eager inference without the dispatcher
+# ---------------------------------------------------------------------------
+
+_PYTHON_KEY = torch._C.DispatchKey.Python
+_key_included = getattr(torch._C, '_dispatch_tls_is_dispatch_key_included',
+                        None)
+_functorch_level = getattr(
+    getattr(torch._C, '_functorch', None), 'peek_interpreter_stack', None)
+_compiling = getattr(
+    getattr(torch, 'compiler', None), 'is_compiling', lambda: False)
+
+
+def _runs_kernel_directly(input: Tensor, weight: Tensor, rates: Tensor,
+                          bias: Optional[Tensor]) -> bool:
+    """Whether a call may run the op's kernel without the dispatcher.
+
+    Eager CPU inference has nothing for the dispatcher to do (no autograd
+    graph, no tracer, mode or transform that must see the op), but going
+    through it costs two Python round trips of ``torch.library``'s custom
+    ops per call, about 9% of HRNet-W32's eager batch-1 latency
+    (``tools/analysis/benchmark_deploy.py``, see README). As with
+    ``nn.MultiheadAttention``'s inference fast path, every condition under
+    which something must see the op sends the call through it: gradients
+    needed, tensor subclasses (fake, functional) or ``__torch_function__``
+    overrides, a dispatch mode (FakeTensorMode, make_fx's tracer, a
+    logging or FLOP-counting mode), a functorch transform, TorchScript
+    tracing, ``torch.compile``/``torch.export``, autocast, and devices other
+    than the CPU.
+    """
+    tensors = (input, weight, rates) if bias is None else \
+        (input, weight, rates, bias)
+    # first: torch.compile traces this function, and must not reach the
+    # checks below (they would break its graph)
+    if _compiling() or _key_included is None or _functorch_level is None:
+        return False
+    if input.device.type != 'cpu' or any(
+            type(t) not in (Tensor, torch.nn.Parameter) for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    return not (torch.overrides.has_torch_function(tensors)
+                or _key_included(_PYTHON_KEY) or _functorch_level() is not None
+                or torch.jit.is_tracing())
+
+
+# ---------------------------------------------------------------------------
 # Functional API
 # ---------------------------------------------------------------------------
 
@@ -434,5 +480,9 @@ def adaptive_dilated_conv2d(input: Tensor,
     if _check_rates and not bool(torch.isfinite(rates).all()):
         raise ValueError('rates must be finite, got NaN or inf values '
                          '(MMADC_CHECK_RATES=1)')
+    if autocast_dtype is None and _runs_kernel_directly(
+            input, weight, rates, bias):
+        return _forward_kernel(input, weight, rates, bias, stride, padding,
+                               dilation, input.dtype)
     return _apply(input, weight, rates, bias, stride, padding, dilation,
                   autocast_dtype or input.dtype)

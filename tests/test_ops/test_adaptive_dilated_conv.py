@@ -10,6 +10,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from deform_oracle import deform_offsets
 from torchvision.ops import deform_conv2d
 
 from mmadc.ops import adaptive_dilated_conv2d
@@ -25,27 +26,6 @@ DTYPE = torch.float64
 def _rand(*shape, seed=None, dtype=DTYPE):
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     return torch.randn(*shape, generator=gen, dtype=dtype)
-
-
-def _deform_offsets(rates, kernel_size, out_size, dilation):
-    """torchvision offsets equivalent to ADC rates (built independently).
-
-    Tap (i, j) of offset group ``gr`` gets (dy, dx) =
-    (d_h * (r - 1) * i, d_w * (r - 1) * j) at every output position; the
-    layout is (N, 2 * g * kh * kw, Ho, Wo) with (dy, dx) pairs, group-major,
-    then taps row-major.
-    """
-    num, groups = rates.shape
-    kh, kw = kernel_size
-    dh, dw = dilation
-    offsets = []
-    for gr in range(groups):
-        for i in range(-(kh // 2), kh // 2 + 1):
-            for j in range(-(kw // 2), kw // 2 + 1):
-                offsets.append(dh * (rates[:, gr] - 1) * i)
-                offsets.append(dw * (rates[:, gr] - 1) * j)
-    offset = torch.stack(offsets, dim=1)[:, :, None, None]
-    return offset.expand(num, len(offsets), *out_size).contiguous()
 
 
 def _rate_grad_from_offset_grad(grad_offset, kernel_size, dilation):
@@ -75,8 +55,8 @@ def _deform_and_grads(x, w, rates, b, grad_out, stride, padding, dilation):
     dilation = _pair(dilation)
     xx, ww, bb = (t.detach().clone().requires_grad_() for t in (x, w, b))
     out_size = grad_out.shape[2:]
-    offset = _deform_offsets(rates.detach(), w.shape[2:], out_size,
-                             dilation).requires_grad_()
+    offset = deform_offsets(rates.detach(), w.shape[2:], out_size,
+                            dilation).requires_grad_()
     out = deform_conv2d(
         xx, offset, ww, bb, stride=stride, padding=padding, dilation=dilation)
     gx, gw, gb, goff = torch.autograd.grad(out, (xx, ww, bb, offset), grad_out)
@@ -327,7 +307,7 @@ def test_float32_matches_deform_conv2d():
     w = _rand(4, 8, 3, 3, seed=12, dtype=torch.float32)
     rates = torch.rand(2, 8) * 3
     out = adaptive_dilated_conv2d(x, w, rates, padding=2, dilation=2)
-    offset = _deform_offsets(rates, (3, 3), out.shape[2:], (2, 2))
+    offset = deform_offsets(rates, (3, 3), out.shape[2:], (2, 2))
     ref = deform_conv2d(x, offset, w, padding=2, dilation=2)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d
+from deform_oracle import deform_conv_of_rates
 
 from mmadc.ops import (AdaptiveDilatedConv2d, adaptive_dilated_conv2d,
                        adc_rate_check)
@@ -85,30 +85,10 @@ def test_opcheck_channels_last():
         (x, weight.requires_grad_(), rates, b, s, p, d, torch.float32))
 
 
-def _deform(x, weight, rates, bias, stride, padding, dilation):
-    """deform_conv2d with the offsets of ADC's rates (independent oracle)."""
-    num, groups = rates.shape
-    kh, kw = weight.shape[2:]
-    out_h = (x.shape[2] + 2 * padding[0] - dilation[0] *
-             (kh - 1) - 1) // stride[0] + 1
-    out_w = (x.shape[3] + 2 * padding[1] - dilation[1] *
-             (kw - 1) - 1) // stride[1] + 1
-    offsets = []
-    for gr in range(groups):
-        for i in range(-(kh // 2), kh // 2 + 1):
-            for j in range(-(kw // 2), kw // 2 + 1):
-                offsets.append(dilation[0] * (rates[:, gr] - 1) * i)
-                offsets.append(dilation[1] * (rates[:, gr] - 1) * j)
-    offset = torch.stack(offsets, 1)[:, :, None,
-                                     None].expand(num, len(offsets), out_h,
-                                                  out_w)
-    return deform_conv2d(x, offset, weight, bias, stride, padding, dilation)
-
-
 def _assert_equals_deform(out, x, weight, rates, b, s, p, d):
     """``out`` and its input, weight and rate gradients equal
     deform_conv2d's with the same offsets (float64)."""
-    ref = _deform(x, weight, rates, b, s, p, d)
+    ref = deform_conv_of_rates(x, weight, rates, b, s, p, d)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
     grad = torch.randn_like(out)
     got = torch.autograd.grad(out, (x, weight, rates), grad)
