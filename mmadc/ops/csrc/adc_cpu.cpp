@@ -24,9 +24,10 @@
 // cache, and consumed at once by a GEMM (as in an im2col convolution), so
 // the 9x-sized tap image never goes through main memory. The backward
 // recomputes the columns (nothing but the input, weight and rates is saved)
-// and applies the adjoint of the sampling in the same walk as the rate
-// gradient. Late stages (few pixels, many channels) split the backward by
-// input channels instead of output rows.
+// in the same walk that applies the adjoint of the sampling and takes the
+// rate gradient, so each channel's horizontal pass is made once. Late stages
+// (few pixels, many channels) split the backward by input channels instead of
+// output rows.
 //
 // Reads outside the image are exact zeros; inside it, a zero interpolation
 // weight times a non-finite input value gives NaN (0 * inf), as in the

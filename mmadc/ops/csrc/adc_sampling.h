@@ -197,35 +197,69 @@ ADC_HOT_LOOP void lerp_run(T* __restrict out, const T* __restrict a,
 }
 
 // The backward of one tap's vertical pass in one loop over its column
-// gradient v: the adjoint u0[x] += w0 v[x], u1[x] += w1 v[x] (u0 and u1 are
-// separate buffers, the two neighbours' shares, so that nothing aliases),
-// and the rate derivative, returned:
-//   sum_x v[x] (sy (h1[x] - h0[x]) + sx0 d0[x] + sx1 d1[x])
-// with sx_k = slope_w * w_k. Null u0 or h0: that part is not needed.
-template <typename T>
-ADC_HOT_LOOP double vertical_adjoint_run(
-    T* __restrict u0, T* __restrict u1, const T* __restrict v, T w0, T w1,
-    const T* __restrict h0, const T* __restrict h1, const T* __restrict d0,
-    const T* __restrict d1, T sy, T sx0, T sx1, int64_t n) {
+// gradient v, fused with the rebuilding of its column for the weight
+// gradient: the column col[x] = w0 h0[x] + w1 h1[x] (kCol), the adjoint
+// u0[x] += w0 v[x], u1[x] += w1 v[x] (kAdjoint; u0 and u1 are separate
+// buffers, the two neighbours' shares, so that nothing aliases), and the
+// vertical part of the rate derivative, returned (kDot):
+//   sum_x v[x] (h1[x] - h0[x]).
+// (The horizontal part is taken later, once per tap column, from the sum
+// of the adjoints; see pull_back_columns.)
+template <typename T, bool kCol, bool kAdjoint, bool kDot>
+ADC_HOT_LOOP T tap_backward_run(T* __restrict col, T* __restrict u0,
+                                T* __restrict u1, const T* __restrict v, T w0,
+                                T w1, const T* __restrict h0,
+                                const T* __restrict h1, int64_t n) {
   T acc = 0;
-  if (h0 == nullptr) {
-#pragma omp simd
-    for (int64_t x = 0; x < n; ++x) {
+#pragma omp simd reduction(+ : acc)
+  for (int64_t x = 0; x < n; ++x) {
+    if constexpr (kCol) col[x] = w0 * h0[x] + w1 * h1[x];
+    if constexpr (kAdjoint) {
       u0[x] += w0 * v[x];
       u1[x] += w1 * v[x];
     }
-  } else if (u0 == nullptr) {
-#pragma omp simd reduction(+ : acc)
-    for (int64_t x = 0; x < n; ++x)
-      acc += v[x] * (sy * (h1[x] - h0[x]) + sx0 * d0[x] + sx1 * d1[x]);
-  } else {
-#pragma omp simd reduction(+ : acc)
-    for (int64_t x = 0; x < n; ++x) {
-      u0[x] += w0 * v[x];
-      u1[x] += w1 * v[x];
-      acc += v[x] * (sy * (h1[x] - h0[x]) + sx0 * d0[x] + sx1 * d1[x]);
-    }
+    if constexpr (kDot) acc += v[x] * (h1[x] - h0[x]);
   }
+  return acc;
+}
+
+// tap_backward_run with the parts whose outputs are given (col, u0, or
+// dot), returned as double.
+template <typename T>
+double tap_backward(T* col, T* u0, T* u1, const T* v, T w0, T w1, const T* h0,
+                    const T* h1, bool dot, int64_t n) {
+  const bool c = col != nullptr, u = u0 != nullptr;
+  if (c && u && dot)
+    return tap_backward_run<T, true, true, true>(col, u0, u1, v, w0, w1, h0,
+                                                 h1, n);
+  if (c && u)
+    return tap_backward_run<T, true, true, false>(col, u0, u1, v, w0, w1, h0,
+                                                  h1, n);
+  if (c && dot)
+    return tap_backward_run<T, true, false, true>(col, u0, u1, v, w0, w1, h0,
+                                                  h1, n);
+  if (u && dot)
+    return tap_backward_run<T, false, true, true>(col, u0, u1, v, w0, w1, h0,
+                                                  h1, n);
+  if (c)
+    return tap_backward_run<T, true, false, false>(col, u0, u1, v, w0, w1, h0,
+                                                   h1, n);
+  if (u)
+    return tap_backward_run<T, false, true, false>(col, u0, u1, v, w0, w1, h0,
+                                                   h1, n);
+  if (dot)
+    return tap_backward_run<T, false, false, true>(col, u0, u1, v, w0, w1, h0,
+                                                   h1, n);
+  return 0;
+}
+
+// sum_x a[x] b[x] over [0, n).
+template <typename T>
+ADC_HOT_LOOP T dot_run(const T* __restrict a, const T* __restrict b,
+                       int64_t n) {
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t x = 0; x < n; ++x) acc += a[x] * b[x];
   return acc;
 }
 
@@ -405,24 +439,41 @@ void build_columns(const Geometry& g, const PlaneRates& pr,
 }
 
 // Input and rate gradients of a span from its column gradients (laid out
-// as in build_columns). Writes only the span's channels of sample n.
+// as in build_columns), and, if col is given, the span's columns too (as
+// build_columns makes them, for the weight gradient: the walk reads the
+// same rows of H). Writes only the span's channels of sample n.
+//
+// The rate derivative of tap (i, j) is slope_v,i dM/dy + slope_h,j dM/dx.
+// Its vertical part is a dot of the tap's column gradient with the
+// difference of the two H rows it reads. Its horizontal part is, summed
+// over the tap column's vertical taps, the dot of their adjoint U_j (the
+// sum of the two neighbours' shares) with D_j, so it is taken once per
+// tap column, not per tap.
 template <typename T>
 void pull_back_columns(const Geometry& g, const PlaneRates& pr,
                        const Planes<const T*>& image, const T* col_grad,
                        int64_t ld, const Span& s, const Planes<T*>* grad_image,
-                       double* grad_rate) {
+                       double* grad_rate, T* col) {
   thread_local ChannelTaps<T> t;
   // ubuf[k]: the vertical adjoints' shares of neighbour k
   thread_local RowBuffers<T> hbuf, dbuf, ubuf[2];
   const int64_t len = (s.y1 - s.y0) * g.out_w;
+  const bool input = grad_image != nullptr, rate = grad_rate != nullptr;
   for (int64_t c = s.c0; c < s.c1; ++c) {
     channel_taps<T>(g, pr, image.hq, image.wq, s, c, &t);
-    if (grad_rate != nullptr) {
+    if (rate || col != nullptr) {
       hbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
-      dbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
-      horizontal_pass<T>(g, image, s, c, t, hbuf, &dbuf);
+      if (rate) dbuf.reset(g.kw, g.sh, t.rows(), g.out_w);
+      horizontal_pass<T>(g, image, s, c, t, hbuf, rate ? &dbuf : nullptr);
     }
-    if (grad_image != nullptr)
+    // the tap columns whose adjoint is needed: all for the input gradient,
+    // those with a horizontal slope for the rate gradient
+    auto adjoint = [&](int64_t j) {
+      return input || (rate && t.h[j].slope != T(0));
+    };
+    bool any_adjoint = false;
+    for (int64_t j = 0; j < g.kw; ++j) any_adjoint = any_adjoint || adjoint(j);
+    if (any_adjoint)
       for (auto& u : ubuf) {
         u.reset(g.kw, g.sh, t.rows(), g.out_w);
         std::fill(u.data.begin(), u.data.end(), T(0));
@@ -430,41 +481,44 @@ void pull_back_columns(const Geometry& g, const PlaneRates& pr,
     double acc = 0;
     for (int64_t i = 0; i < g.kh; ++i) {
       const auto& v = t.v[i];
+      const int64_t r[2] = {s.y0 + v.start[0] - t.r0,
+                            s.y0 + v.start[1] - t.r0};
+      const bool dot = rate && v.slope != T(0);
       for (int64_t j = 0; j < g.kw; ++j) {
-        const T* vg = col_grad + (((c - s.c0) * g.kh + i) * g.kw + j) * ld;
-        const int64_t r[2] = {s.y0 + v.start[0] - t.r0,
-                              s.y0 + v.start[1] - t.r0};
-        // d(sample)/d(rate) = slope_h * dM/dy + slope_w * dM/dx
-        const T sy = v.slope, sx = t.h[j].slope;
-        const bool input = grad_image != nullptr;
-        const bool rate = grad_rate != nullptr && (sy != T(0) || sx != T(0));
-        if (!input && !rate) continue;
-        auto at = [&](RowBuffers<T>& buf, int k) {
-          return buf.row(j, v.phase[k], r[k]);
-        };
-        acc += vertical_adjoint_run<T>(
-            input ? at(ubuf[0], 0) : nullptr, input ? at(ubuf[1], 1) : nullptr,
-            vg, v.weight[0], v.weight[1], rate ? at(hbuf, 0) : nullptr,
-            rate ? at(hbuf, 1) : nullptr, rate ? at(dbuf, 0) : nullptr,
-            rate ? at(dbuf, 1) : nullptr, sy, sx * v.weight[0],
-            sx * v.weight[1], len);
+        const int64_t tap = ((c - s.c0) * g.kh + i) * g.kw + j;
+        const bool u = adjoint(j);
+        const bool h = dot || col != nullptr;
+        acc += v.slope *
+               tap_backward<T>(col == nullptr ? nullptr : col + tap * ld,
+                               u ? ubuf[0].row(j, v.phase[0], r[0]) : nullptr,
+                               u ? ubuf[1].row(j, v.phase[1], r[1]) : nullptr,
+                               col_grad + tap * ld, v.weight[0], v.weight[1],
+                               h ? hbuf.row(j, v.phase[0], r[0]) : nullptr,
+                               h ? hbuf.row(j, v.phase[1], r[1]) : nullptr,
+                               dot, len);
       }
     }
-    if (grad_image != nullptr) {
-      const auto [lo, hi] = rows_inside(t, grad_image->hq);
-      const int64_t wq = grad_image->wq;
-      for (int64_t j = 0; j < g.kw; ++j)
+    if (any_adjoint) {
+      const auto [lo, hi] = rows_inside(t, image.hq);
+      const int64_t n = (hi - lo) * g.out_w;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        if (!adjoint(j)) continue;
+        const auto& h = t.h[j];
         for (int64_t p = 0; p < g.sh; ++p) {
-          const auto& h = t.h[j];
           T* u = ubuf[0].row(j, p, lo - t.r0);
-          add_run<T>(u, ubuf[1].row(j, p, lo - t.r0), (hi - lo) * g.out_w);
-          horizontal_adjoint_rows<T>(
-              h, grad_image->plane(s.n, c, p, h.phase[0]) + lo * wq,
-              grad_image->plane(s.n, c, p, h.phase[1]) + lo * wq, u, hi - lo,
-              g.out_w, wq);
+          add_run<T>(u, ubuf[1].row(j, p, lo - t.r0), n);
+          // D is zero outside the planes' rows [lo, hi)
+          if (rate && h.slope != T(0))
+            acc += h.slope * dot_run<T>(u, dbuf.row(j, p, lo - t.r0), n);
+          if (input)
+            horizontal_adjoint_rows<T>(
+                h, grad_image->plane(s.n, c, p, h.phase[0]) + lo * image.wq,
+                grad_image->plane(s.n, c, p, h.phase[1]) + lo * image.wq, u,
+                hi - lo, g.out_w, image.wq);
         }
+      }
     }
-    if (grad_rate != nullptr) grad_rate[s.n * g.channels + c] += acc;
+    if (rate) grad_rate[s.n * g.channels + c] += acc;
   }
 }
 

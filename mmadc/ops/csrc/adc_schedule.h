@@ -339,22 +339,9 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
             grad_out[s.n].narrow(1, s.y0 * g.out_w, (s.y1 - s.y0) * g.out_w));
       });
       const at::Tensor go = at::cat(parts, 1);  // (C_out, len)
-      if (grads.weight) {
-        channels([&](int64_t c0, int64_t c1) {
-          for_each_segment(g, q0, q1, [&](Span s, int64_t offset) {
-            s.c0 = c0;
-            s.c1 = c1;
-            build_columns<T>(g, pb.pr, pb.image, s,
-                             col + c0 * taps * len + offset, len);
-          });
-        });
-        at::Tensor gw = gemm_nt(
-            go, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len}));
-        if (weight_acc[slot].defined())
-          weight_acc[slot].add_(gw);
-        else
-          weight_acc[slot] = gw;
-      }
+      // the columns, for the weight gradient: built in the walk of the
+      // input and rate gradients where there is one
+      T* block_col = grads.weight ? col : nullptr;
       if (grads.input != nullptr || grads.rho != nullptr) {
         const at::Tensor gcols = gemm_nt(wmat_t, go.t()).contiguous();
         T* gc = gcols.data_ptr<T>();
@@ -363,11 +350,30 @@ void backward_row_blocks(const Problem<T>& pb, const at::Tensor& grad_out,
           for_each_segment(g, q0, q1, [&](Span s, int64_t offset) {
             s.c0 = c0;
             s.c1 = c1;
+            const int64_t at = c0 * taps * len + offset;
             pull_back_columns<T>(
-                g, pb.pr, pb.image, gc + c0 * taps * len + offset, len, s,
-                grads.input == nullptr ? nullptr : &grad_image, grads.rho);
+                g, pb.pr, pb.image, gc + at, len, s,
+                grads.input == nullptr ? nullptr : &grad_image, grads.rho,
+                block_col == nullptr ? nullptr : block_col + at);
           });
         });
+      } else if (grads.weight) {
+        channels([&](int64_t c0, int64_t c1) {
+          for_each_segment(g, q0, q1, [&](Span s, int64_t offset) {
+            s.c0 = c0;
+            s.c1 = c1;
+            build_columns<T>(g, pb.pr, pb.image, s,
+                             col + c0 * taps * len + offset, len);
+          });
+        });
+      }
+      if (grads.weight) {
+        at::Tensor gw = gemm_nt(
+            go, col_t.narrow(0, 0, g.cols() * len).view({g.cols(), len}));
+        if (weight_acc[slot].defined())
+          weight_acc[slot].add_(gw);
+        else
+          weight_acc[slot] = gw;
       }
     }
   };
@@ -440,15 +446,7 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
           auto span = [&](int64_t n) {
             return Span{n, 0, g.out_h, c0, c1};
           };
-          if (grads.weight) {
-            for (int64_t n = 0; n < g.num; ++n)
-              build_columns<T>(g, pb.pr, pb.image, span(n),
-                               col + n * g.pixels(), pixels);
-            grads.weight_grad.narrow(1, c0 * taps, rows)
-                .copy_(gemm_nt(go, col_buf[slot]
-                                       .narrow(0, 0, rows * pixels)
-                                       .view({rows, pixels})));
-          }
+          T* chunk_col = grads.weight ? col : nullptr;
           if (grads.input != nullptr || grads.rho != nullptr) {
             const at::Tensor gcols =
                 gemm_nt(wmat_t.narrow(0, c0 * taps, rows), go.t())
@@ -457,7 +455,18 @@ void backward_channel_chunks(const Problem<T>& pb, const at::Tensor& grad_out,
               pull_back_columns<T>(
                   g, pb.pr, pb.image, gcols.data_ptr<T>() + n * g.pixels(),
                   pixels, span(n),
-                  grads.input == nullptr ? nullptr : &grad_image, grads.rho);
+                  grads.input == nullptr ? nullptr : &grad_image, grads.rho,
+                  chunk_col == nullptr ? nullptr : chunk_col + n * g.pixels());
+          } else if (grads.weight) {
+            for (int64_t n = 0; n < g.num; ++n)
+              build_columns<T>(g, pb.pr, pb.image, span(n),
+                               col + n * g.pixels(), pixels);
+          }
+          if (grads.weight) {
+            grads.weight_grad.narrow(1, c0 * taps, rows)
+                .copy_(gemm_nt(go, col_buf[slot]
+                                       .narrow(0, 0, rows * pixels)
+                                       .view({rows, pixels})));
           }
         }
       });
