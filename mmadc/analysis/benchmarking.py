@@ -33,7 +33,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         default='auto',
         choices=GEMM_LIBRARIES,
         help="the native kernel's float32 GEMMs: oneDNN's matmul where the "
-        'CPU has AVX-512, else at::mm (auto), or the one named')
+        "CPU has AVX-512 and is not Intel's, else at::mm (auto), or the "
+        'one named')
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0, help='random seed')

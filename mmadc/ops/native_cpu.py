@@ -44,7 +44,8 @@ def native_cpu_available() -> bool:
 
 
 #: The native kernel's float32 GEMM libraries: ``auto`` (oneDNN's matmul
-#: where the CPU has AVX-512, else at::mm, see ``gemm_nt`` in the kernel),
+#: where the CPU has AVX-512 and is not Intel's, else at::mm, see ``gemm_nt``
+#: in the kernel),
 #: ``onednn`` or ``mm``.
 GEMM_LIBRARIES = ('auto', 'onednn', 'mm')
 

@@ -207,26 +207,35 @@ def test_float32_close_to_reference(onednn, channels_last):
             msg=name)
 
 
-def _cpu_flags() -> set:
-    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
+def _cpu_field(name: str) -> str:
+    """The first CPU's ``name`` line of /proc/cpuinfo ('' elsewhere)."""
     try:
         text = Path('/proc/cpuinfo').read_text()
     except OSError:
-        return set()
+        return ''
     for line in text.splitlines():
-        if line.startswith('flags'):
-            return set(line.split(':', 1)[1].split())
-    return set()
+        key, _, value = line.partition(':')
+        if key.strip() == name:
+            return value.strip()
+    return ''
+
+
+def _cpu_flags() -> set:
+    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
+    return set(_cpu_field('flags').split())
 
 
 @needs_kernel
 def test_gemm_library_follows_the_cpu():
-    """float32 GEMMs go to oneDNN exactly where the CPU has AVX-512 (MKL
-    runs AVX2 code on AMD's AVX-512 CPUs), else to at::mm."""
+    """float32 GEMMs go to oneDNN exactly where the CPU has AVX-512 and is
+    not Intel's (MKL runs AVX2 code on AMD's AVX-512 CPUs, AVX-512 code on
+    Intel's), else to at::mm."""
     flags = _cpu_flags()
     if not flags:
         pytest.skip('no /proc/cpuinfo flags to compare with')
-    expected = 'avx512f' in flags and native_cpu._adc_cpu.has_onednn()
+    intel = _cpu_field('vendor_id') == 'GenuineIntel'
+    expected = ('avx512f' in flags and not intel
+                and native_cpu._adc_cpu.has_onednn())
     assert native_cpu._adc_cpu.uses_onednn() == expected
 
 

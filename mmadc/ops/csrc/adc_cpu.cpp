@@ -143,7 +143,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "set_onednn", [](bool on) { use_onednn = on; },
       "Use oneDNN for float32 GEMMs when available (default: where the "
-      "CPU has AVX-512)");
+      "CPU has AVX-512 and is not Intel's)");
   m.def(
       "has_onednn", []() { return onednn_linear() != nullptr; },
       "Whether PyTorch provides the oneDNN matmul operator");

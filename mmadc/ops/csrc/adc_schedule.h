@@ -24,11 +24,13 @@ namespace {
 // a @ b^T for a (M, K) and b (N, K), each with unit stride along K or
 // along the other dimension. float32 goes to oneDNN's matmul (through
 // the mkldnn::_linear_pointwise operator PyTorch registers for its CPU
-// inductor backend) where the CPU has AVX-512, else to at::mm (MKL): MKL
-// runs its AVX2 code on AMD's AVX-512 CPUs, where oneDNN is faster, and
-// at::mm is the faster one on AVX2-only CPUs (README, "Tests and
-// benchmarks", has the measurements). Other dtypes, or a PyTorch without
-// that operator, use at::mm.
+// inductor backend) where the CPU has AVX-512 but MKL does not use it,
+// that is on CPUs other than Intel's: MKL runs its AVX2 code on AMD's
+// AVX-512 CPUs, where oneDNN is faster. Elsewhere it goes to at::mm (MKL),
+// the faster one both on AVX2-only CPUs and on Intel's AVX-512 CPUs, where
+// MKL runs AVX-512 code (README, "Tests and benchmarks", has the
+// measurements). Other dtypes, or a PyTorch without that operator, use
+// at::mm.
 const c10::OperatorHandle* onednn_linear() {
   static const c10::OperatorHandle* handle = []() {
     auto found = c10::Dispatcher::singleton().findSchema(
@@ -38,18 +40,18 @@ const c10::OperatorHandle* onednn_linear() {
   return handle;
 }
 
-bool cpu_has_avx512() {
+bool onednn_by_default() {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   // called from a static initialiser, which may run before libgcc's own
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
+  return __builtin_cpu_supports("avx512f") && !__builtin_cpu_is("intel");
 #else
   return false;
 #endif
 }
 
 // switched by set_onednn (tests cover both paths)
-bool use_onednn = cpu_has_avx512();
+bool use_onednn = onednn_by_default();
 
 bool uses_onednn() { return use_onednn && onednn_linear() != nullptr; }
 
