@@ -1,11 +1,13 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """The standard-operator form of ADC that ONNX exports
 (:mod:`mmadc.ops.decomposition`) against independent oracles: the op's
-kernels, ``F.conv2d`` at integer rates, and onnxruntime running the export.
+kernels, torchvision's ``deform_conv2d``, ``F.conv2d`` at integer rates, and
+onnxruntime running the export.
 """
 import pytest
 import torch
 import torch.nn.functional as F
+from deform_oracle import deform_conv_of_rates
 
 from mmadc.ops import AdaptiveDilatedConv2d, adaptive_dilated_conv2d
 from mmadc.ops.decomposition import (DECOMPOSITIONS,
@@ -64,6 +66,20 @@ def test_decomposition_equals_the_op(case, rates, dtype, tol):
                                              dtype)
     assert out.shape == expected.shape and out.dtype == dtype
     _assert_close(out, expected, tol)
+
+
+@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize(
+    'rates', [(0.5, 3.0), (0.05, 0.95), (4.0, 9.5), (-2.5, -0.5)],
+    ids=['fractional', 'below-one', 'outside-image', 'negative'])
+def test_decomposition_equals_deform_conv2d(case, rates):
+    """Values of torchvision's deform_conv2d with the offsets of the rates,
+    an oracle that shares no code with the op's kernels (float64)."""
+    x, weight, r, bias, s, p, d = _case(case, torch.float64, rates)
+    out = adaptive_dilated_conv2d_decomposed(x, weight, r, bias, s, p, d,
+                                             torch.float64)
+    _assert_close(out, deform_conv_of_rates(x, weight, r, bias, s, p, d),
+                  1e-12)
 
 
 @pytest.mark.parametrize('case', CASES)
