@@ -118,9 +118,9 @@ def _inputs(geometry, seed):
 def test_native_equals_reference_float64(geometry, rates, block_bytes,
                                          monkeypatch):
     """Values and input/weight/rate/bias gradients to 1e-12. Tiny blocks
-    (block_bytes=1: runs of 256 pixels that span samples, and the row-block
-    backward) and whole-batch blocks (with the channel-chunk backward) take
-    different paths."""
+    (block_bytes=1: runs of 256 pixels that span samples, the row-block
+    forward and backward) and whole-batch blocks (the whole-call forward and
+    the channel-chunk backward) take different paths."""
     monkeypatch.setattr(native_cpu, 'BLOCK_BYTES', block_bytes)
     num, cin, cout, h, w, k, s, p, d, g = geometry
     gen, x, weight = _inputs(geometry,
@@ -130,6 +130,9 @@ def test_native_equals_reference_float64(geometry, rates, block_bytes,
     schedule = native_cpu._adc_cpu.backward_schedule(x, weight, r, s, p, d,
                                                      block_bytes)
     assert schedule == ('rows' if block_bytes == 1 else 'channels')
+    schedule = native_cpu._adc_cpu.forward_schedule(x, weight, r, s, p, d,
+                                                    block_bytes)
+    assert schedule == ('rows' if block_bytes == 1 else 'whole')
     _assert_native_equals_reference(gen, x, weight, r, bias, s, p, d)
 
 

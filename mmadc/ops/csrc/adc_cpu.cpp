@@ -22,12 +22,13 @@
 //
 // The tap columns are built per block of output rows, sized to stay in the
 // cache, and consumed at once by a GEMM (as in an im2col convolution), so
-// the 9x-sized tap image never goes through main memory. The backward
-// recomputes the columns (nothing but the input, weight and rates is saved)
-// in the same walk that applies the adjoint of the sampling and takes the
-// rate gradient, so each channel's horizontal pass is made once. Late stages
-// (few pixels, many channels) split the backward by input channels instead of
-// output rows.
+// the 9x-sized tap image never goes through main memory (a call whose
+// columns all fit in one block builds them by channels, for one GEMM that
+// reads the weight once). The backward recomputes the columns (nothing but
+// the input, weight and rates is saved) in the same walk that applies the
+// adjoint of the sampling and takes the rate gradient, so each channel's
+// horizontal pass is made once. Late stages (few pixels, many channels)
+// split the backward by input channels instead of output rows.
 //
 // Reads outside the image are exact zeros; inside it, a zero interpolation
 // weight times a non-finite input value gives NaN (0 * inf), as in the
@@ -70,9 +71,12 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
   if (bias_.has_value() && bias_->defined())
     bias = bias_->detach().contiguous().view({g.out_channels, 1});
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_forward", [&] {
-    forward_row_blocks(
-        make_problem<scalar_t>(g, input, weight_, rates, block_bytes), out2,
-        bias);
+    const auto pb =
+        make_problem<scalar_t>(g, input, weight_, rates, block_bytes);
+    if (forward_in_one_block(g, sizeof(scalar_t), block_bytes))
+      forward_whole(pb, out2, bias);
+    else
+      forward_row_blocks(pb, out2, bias);
   });
   return out;
 }
@@ -123,6 +127,17 @@ std::vector<at::Tensor> backward(
   return {grad_input, grad_weight, grad_rates};
 }
 
+// Which forward schedule a call takes: "whole" or "rows" (for tests).
+std::string forward_schedule(const at::Tensor& input, const at::Tensor& weight,
+                             const at::Tensor& rates, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation,
+                             int64_t block_bytes) {
+  const Geometry g =
+      make_geometry(input, weight, rates, stride, padding, dilation);
+  return forward_in_one_block(g, input.element_size(), block_bytes) ? "whole"
+                                                                    : "rows";
+}
+
 // Which backward schedule a call takes: "channels" or "rows" (for tests).
 std::string backward_schedule(const at::Tensor& input,
                               const at::Tensor& weight,
@@ -158,6 +173,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("rates"), py::arg("stride"), py::arg("padding"),
         py::arg("dilation"), py::arg("need_input"), py::arg("need_weight"),
         py::arg("need_rates"), py::arg("block_bytes"));
+  m.def("forward_schedule", &forward_schedule,
+        "Which forward schedule a call takes: 'whole' or 'rows'",
+        py::arg("input"), py::arg("weight"), py::arg("rates"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("block_bytes"));
   m.def("backward_schedule", &backward_schedule,
         "Which backward schedule a call takes: 'channels' or 'rows'",
         py::arg("input"), py::arg("weight"), py::arg("rates"),

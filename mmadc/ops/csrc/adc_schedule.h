@@ -4,8 +4,9 @@
 // includes this header after adc_sampling.h into its one translation
 // unit): the float32 GEMM library, a call's geometry from its tensors, the
 // blocks of output rows whose columns are built and multiplied in cache,
-// the phase planes of strided inputs, and the forward and the two backward
-// schedules (row blocks; channel chunks for late stages).
+// the phase planes of strided inputs, and the two schedules of the forward
+// (row blocks; the whole call at once for small ones) and of the backward
+// (row blocks; channel chunks for late stages).
 #pragma once
 
 #include <torch/extension.h>
@@ -285,6 +286,45 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
       });
     }
   });
+}
+
+// Whether the columns of the whole call fit in one block (late stages at
+// small batches: few pixels, a large weight). Row blocks would then give
+// each thread a GEMM over a few pixels that reads the whole weight; instead
+// forward_whole has the threads build the columns by channels, and one
+// GEMM, which the GEMM library spreads over the threads, reads the weight
+// once. (A bound of one block per thread was slower at HRNet-W32's first
+// branch at batch 1, whose columns take 3.5 MB.)
+bool forward_in_one_block(const Geometry& g, int64_t elem,
+                          int64_t block_bytes) {
+  return g.cols() * g.num * g.pixels() * elem <= block_bytes;
+}
+
+// The forward of a call whose columns fit in one block (see above).
+template <typename T>
+void forward_whole(const Problem<T>& pb, at::Tensor& out2,
+                   const c10::optional<at::Tensor>& bias) {
+  const Geometry& g = pb.g;
+  const int64_t pixels = g.pixels(), len = g.num * pixels;
+  const int64_t taps = g.kh * g.kw;
+  at::Tensor col_t = at::empty({g.cols(), len}, out2.options());
+  T* col = col_t.data_ptr<T>();
+  at::parallel_for(0, g.num * g.channels, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e;) {
+      const int64_t n = nc / g.channels, c0 = nc % g.channels;
+      const int64_t c1 = std::min(g.channels, c0 + (e - nc));
+      build_columns<T>(g, pb.pr, pb.image, Span{n, 0, g.out_h, c0, c1},
+                       col + c0 * taps * len + n * pixels, len);
+      nc += c1 - c0;
+    }
+  });
+  const at::Tensor res = gemm_nt(pb.wmat, col_t.t());
+  const at::Tensor src =
+      res.view({g.out_channels, g.num, pixels}).permute({1, 0, 2});
+  if (bias.has_value())
+    at::add_out(out2, src, *bias);
+  else
+    out2.copy_(src);
 }
 
 // Gradient outputs of the backward; null pointers/undefined when not
