@@ -136,6 +136,32 @@ def test_native_equals_reference_float64(geometry, rates, block_bytes,
     _assert_native_equals_reference(gen, x, weight, r, bias, s, p, d)
 
 
+@needs_kernel
+@pytest.mark.parametrize('out_channels, schedule', [(64, 'whole'),
+                                                    (4, 'rows')])
+def test_forward_schedule_follows_the_weight(out_channels, schedule,
+                                             monkeypatch):
+    """Columns too large for one block but within one block per thread:
+    the whole call at once where the weight is larger than a block's
+    columns (64 output channels: 18 KB against 9 KB), else row blocks; both
+    equal the reference."""
+    block_bytes = 6000  # the columns take 9 KB (float64): 1-2 blocks
+    monkeypatch.setattr(native_cpu, 'BLOCK_BYTES', block_bytes)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        geometry = (2, 4, out_channels, 4, 4, (3, 3), (1, 1), (1, 1), (1, 1),
+                    4)
+        gen, x, weight = _inputs(geometry, 11)
+        r = _rates('fractional', 2, 4, gen)
+        assert native_cpu._adc_cpu.forward_schedule(x, weight, r, [1, 1],
+                                                    [1, 1], [1, 1],
+                                                    block_bytes) == schedule
+        _assert_native_equals_reference(gen, x, weight, r, None, 1, 1, 1)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _assert_native_equals_reference(gen, x, weight, r, bias, s, p, d):
     """Values to 1e-12 and the gradients of all inputs to 1e-11 (float64)
     for a random output gradient."""
@@ -173,11 +199,15 @@ def test_partial_gradients(wrt):
 @needs_kernel
 @pytest.mark.parametrize('onednn', [True, False])
 @pytest.mark.parametrize('channels_last', [False, True])
-def test_float32_close_to_reference(onednn, channels_last):
+@pytest.mark.parametrize('block_bytes', [1, native_cpu.BLOCK_BYTES])
+def test_float32_close_to_reference(onednn, channels_last, block_bytes,
+                                    monkeypatch):
     """float32: oneDNN and MKL GEMMs both within float32 accumulation error
-    of the reference; channels_last in, channels_last out."""
+    of the reference, in both forward schedules (row blocks, whole call);
+    channels_last in, channels_last out."""
     if onednn and not native_cpu._adc_cpu.has_onednn():
         pytest.skip('this PyTorch has no mkldnn::_linear_pointwise')
+    monkeypatch.setattr(native_cpu, 'BLOCK_BYTES', block_bytes)
     previous = native_cpu._adc_cpu.uses_onednn()
     native_cpu._adc_cpu.set_onednn(onednn)
     try:
@@ -188,6 +218,9 @@ def test_float32_close_to_reference(onednn, channels_last):
         weight = torch.randn(8, 16, 3, 3, generator=gen) / 12
         r = 0.5 + 2 * torch.rand(4, 16, generator=gen)
         grad_out = torch.randn(4, 8, 12, 10, generator=gen)
+        assert native_cpu._adc_cpu.forward_schedule(
+            x, weight, r, [1, 1], [1, 1], [1, 1],
+            block_bytes) == ('rows' if block_bytes == 1 else 'whole')
         wrt = ('x', 'w', 'r')
         ref_out, ref = _run('reference', x.double(), weight.double(),
                             r.double(), None, 1, 1, 1, grad_out.double(), wrt)

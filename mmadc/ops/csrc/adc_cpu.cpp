@@ -22,8 +22,8 @@
 //
 // The tap columns are built per block of output rows, sized to stay in the
 // cache, and consumed at once by a GEMM (as in an im2col convolution), so
-// the 9x-sized tap image never goes through main memory (a call whose
-// columns all fit in one block builds them by channels, for one GEMM that
+// the 9x-sized tap image never goes through main memory (late stages at
+// small batches build all their columns by channels, for one GEMM that
 // reads the weight once). The backward recomputes the columns (nothing but
 // the input, weight and rates is saved) in the same walk that applies the
 // adjoint of the sampling and takes the rate gradient, so each channel's
@@ -73,7 +73,7 @@ at::Tensor forward(const at::Tensor& input_, const at::Tensor& weight_,
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "adc_cpu_forward", [&] {
     const auto pb =
         make_problem<scalar_t>(g, input, weight_, rates, block_bytes);
-    if (forward_in_one_block(g, sizeof(scalar_t), block_bytes))
+    if (forward_whole_call(g, sizeof(scalar_t), block_bytes))
       forward_whole(pb, out2, bias);
     else
       forward_row_blocks(pb, out2, bias);
@@ -134,8 +134,8 @@ std::string forward_schedule(const at::Tensor& input, const at::Tensor& weight,
                              int64_t block_bytes) {
   const Geometry g =
       make_geometry(input, weight, rates, stride, padding, dilation);
-  return forward_in_one_block(g, input.element_size(), block_bytes) ? "whole"
-                                                                    : "rows";
+  return forward_whole_call(g, input.element_size(), block_bytes) ? "whole"
+                                                                  : "rows";
 }
 
 // Which backward schedule a call takes: "channels" or "rows" (for tests).

@@ -288,19 +288,25 @@ void forward_row_blocks(const Problem<T>& pb, at::Tensor& out2,
   });
 }
 
-// Whether the columns of the whole call fit in one block (late stages at
-// small batches: few pixels, a large weight). Row blocks would then give
-// each thread a GEMM over a few pixels that reads the whole weight; instead
-// forward_whole has the threads build the columns by channels, and one
-// GEMM, which the GEMM library spreads over the threads, reads the weight
-// once. (A bound of one block per thread was slower at HRNet-W32's first
-// branch at batch 1, whose columns take 3.5 MB.)
-bool forward_in_one_block(const Geometry& g, int64_t elem,
-                          int64_t block_bytes) {
-  return g.cols() * g.num * g.pixels() * elem <= block_bytes;
+// Whether the forward runs forward_whole: the threads build the columns of
+// the whole call, split by channels, and one GEMM, which the GEMM library
+// spreads over the threads, reads the weight once. That is where row blocks
+// would give each thread a GEMM over a few pixels that reads the whole
+// weight (late stages at small batches): where the call's columns fit in
+// one block, or in one block per thread and the weight is larger than a
+// block's columns. (Columns of one block per thread, whatever the weight's
+// size, were slower at HRNet-W32's first branch at batch 1: 3.5 MB of
+// columns, a 37 KB weight.)
+bool forward_whole_call(const Geometry& g, int64_t elem, int64_t block_bytes) {
+  const int64_t columns = g.cols() * g.num * g.pixels() * elem;
+  if (columns <= block_bytes) return true;
+  const int64_t weight = g.out_channels * g.cols() * elem;
+  const int64_t block =
+      rows_per_block(g, elem, block_bytes) * g.cols() * g.out_w * elem;
+  return columns <= at::get_num_threads() * block_bytes && weight > block;
 }
 
-// The forward of a call whose columns fit in one block (see above).
+// The forward of a whole call at once (see forward_whole_call).
 template <typename T>
 void forward_whole(const Problem<T>& pb, at::Tensor& out2,
                    const c10::optional<at::Tensor>& bias) {
