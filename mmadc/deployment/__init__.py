@@ -5,9 +5,10 @@ Needs the ``deploy`` extra (``pip install mmadc[deploy]``: onnx, onnxscript,
 onnxruntime); ``import mmadc`` does not import this package.
 """
 from .onnx_export import (ExportError, TensorForward, build_model,
-                          check_with_onnxruntime, export_onnx)
+                          check_with_onnxruntime, export_module, export_onnx,
+                          onnxruntime_session, relative_error)
 
 __all__ = [
     'ExportError', 'TensorForward', 'build_model', 'check_with_onnxruntime',
-    'export_onnx'
+    'export_module', 'export_onnx', 'onnxruntime_session', 'relative_error'
 ]

@@ -137,6 +137,49 @@ def default_shape(cfg) -> Optional[Tuple[int, int]]:
     return None
 
 
+def export_module(module: nn.Module,
+                  example_inputs: Sequence[torch.Tensor],
+                  out_file: str,
+                  input_names: Sequence[str],
+                  dynamic_batch: bool = False) -> None:
+    """Export ``module(*example_inputs)`` with standard ONNX operators.
+
+    The module is traced with ``torch.export``, each ADC call replaced by
+    its decomposition (:mod:`mmadc.ops.decomposition`), and the program
+    written by PyTorch's ONNX exporter.
+
+    Args:
+        module (nn.Module): A module in eval mode.
+        example_inputs (Sequence[Tensor]): Its inputs for the trace; with
+            ``dynamic_batch`` their batch size must not be 1 (torch.export
+            specialises a size of 1).
+        out_file (str): The ONNX file to write.
+        input_names (Sequence[str]): The ONNX names of the inputs.
+        dynamic_batch (bool): Keep dimension 0 of every input symbolic (one
+            batch size for all); else the example's sizes are fixed.
+
+    Raises:
+        ExportError: A torch older than 2.4.
+    """
+    check_export_support()
+    dynamic_shapes = None
+    if dynamic_batch:
+        batch = torch.export.Dim('batch', min=1, max=1024)
+        dynamic_shapes = tuple({0: batch} for _ in example_inputs)
+    with torch.no_grad():
+        program = torch.export.export(
+            module, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
+    program = program.run_decompositions(DECOMPOSITIONS)
+    torch.onnx.export(
+        program,
+        tuple(example_inputs),
+        out_file,
+        input_names=list(input_names),
+        output_names=['output'],
+        dynamo=True,
+        verbose=False)
+
+
 def export_onnx(model: nn.Module,
                 shape: Sequence[int],
                 out_file: str,
@@ -171,33 +214,51 @@ def export_onnx(model: nn.Module,
         raise ExportError(f'--shape: the model cannot take an input of '
                           f'{height}x{width}: {type(err).__name__}: '
                           f'{first}') from err
-    dynamic_shapes = None
-    if dynamic_batch:
-        dynamic_shapes = ({0: torch.export.Dim('batch', min=1, max=1024)}, )
-    with torch.no_grad():
-        program = torch.export.export(
-            module, (example, ), dynamic_shapes=dynamic_shapes)
-    program = program.run_decompositions(DECOMPOSITIONS)
-    torch.onnx.export(
-        program, (example, ),
-        out_file,
-        input_names=['input'],
-        output_names=['output'],
-        dynamo=True,
-        verbose=False)
+    export_module(module, (example, ), out_file, ['input'], dynamic_batch)
     return example
+
+
+def onnxruntime_session(onnx_file: str,
+                        threads: Optional[int] = None,
+                        spinning: bool = True):
+    """An onnxruntime CPU session of ``onnx_file``.
+
+    Args:
+        onnx_file (str): The model.
+        threads (int, optional): Intra-op threads (None: onnxruntime's
+            default).
+        spinning (bool): Whether idle threads busy-wait for the next
+            operator (onnxruntime's default). A benchmark that runs
+            onnxruntime in turns with eager PyTorch turns it off: spinning
+            onnxruntime threads took the cores from torch's threads between
+            runs (eager times grew up to tenfold on 2 cores).
+    """
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry('session.intra_op.allow_spinning',
+                                         '0')
+    return onnxruntime.InferenceSession(
+        onnx_file, options, providers=['CPUExecutionProvider'])
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """Largest difference between ``got`` and ``expected``, relative to the
+    largest absolute value of ``expected`` (the export check's measure)."""
+    scale = float(expected.abs().max()) or 1.0
+    return float((got - expected).abs().max()) / scale
 
 
 def check_with_onnxruntime(model: nn.Module, onnx_file: str,
                            inputs: torch.Tensor) -> float:
     """Largest difference between onnxruntime and PyTorch on ``inputs``,
     relative to the largest absolute output of PyTorch."""
-    import onnxruntime
-    session = onnxruntime.InferenceSession(
-        onnx_file, providers=['CPUExecutionProvider'])
+    session = onnxruntime_session(onnx_file)
     name = session.get_inputs()[0].name
     got = session.run(None, {name: inputs.numpy()})[0]
     with torch.no_grad():
         expected = TensorForward(model).eval()(inputs)
-    scale = float(expected.abs().max()) or 1.0
-    return float((torch.from_numpy(got) - expected).abs().max()) / scale
+    return relative_error(torch.from_numpy(got), expected)

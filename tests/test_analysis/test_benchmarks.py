@@ -6,6 +6,7 @@ that the tools measure what they say (units, memory of a known
 allocation, ratios of the reported numbers) and keep their CLI contract.
 """
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -131,3 +132,103 @@ def test_gemm_choice_without_kernel_exits_with_one_line(monkeypatch):
     assert '\n' not in message
     with selected_kernels(argparse.Namespace(impl='auto', gemm='auto')):
         pass  # auto needs no kernel
+
+
+@pytest.fixture(scope='module')
+def benchmark_adc():
+    path = REPO_ROOT + '/tools/analysis/benchmark_adc.py'
+    spec = importlib.util.spec_from_file_location('benchmark_adc', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+needs_export = pytest.mark.skipif(
+    not hasattr(torch.library, 'custom_op'),
+    reason='exporting ADC needs torch >= 2.4')
+
+
+@needs_export
+@pytest.mark.parametrize('shape', ['hrnet-w32-branch4', 'resnet50-stage4-s2'])
+def test_onnxruntime_layers_equal_their_oracles(benchmark_adc, shape,
+                                                tmp_path):
+    """What --runtime onnxruntime times is the layer: the exported conv
+    gives F.conv2d's output and the exported ADC deform_conv2d's with the
+    rates' offsets, at a batch (3) other than the traced one (2); the
+    reported error is ADC's in onnxruntime against PyTorch's."""
+    pytest.importorskip('onnxruntime')
+    from mmadc.deployment import relative_error
+    args = benchmark_adc.parse_args(
+        ['--runtime', 'onnxruntime', '--batch', '3', '--shapes', shape])
+    (layer, ) = benchmark_adc.select_shapes(args.shapes)
+    case = benchmark_adc.Case(layer, args)
+    fns, error = benchmark_adc.onnxruntime_fns(case, 1, str(tmp_path))
+    conv = torch.from_numpy(fns['conv']()[0])
+    adc = torch.from_numpy(fns['adc']()[0])
+    with torch.no_grad():
+        assert relative_error(conv, case.conv(case.x, case.weight,
+                                              None)) < 1e-5
+        assert relative_error(adc, case.deform(case.x, case.weight,
+                                               case.rates)) < 1e-5
+        assert error == pytest.approx(
+            relative_error(adc, case.adc(case.x, case.weight, case.rates)))
+    assert error < 1e-5
+
+
+@needs_export
+def test_benchmark_adc_onnxruntime_json(benchmark_adc, capsys):
+    pytest.importorskip('onnxruntime')
+    benchmark_adc.main([
+        '--runtime', 'onnxruntime', '--shapes', 'hrnet-w32-branch4', '--batch',
+        '1', '--repeat', '2', '--warmup', '0', '--threads', '1', '--json'
+    ])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1  # exactly one JSON object
+    report = json.loads(lines[0])
+    config = report['config']
+    assert config['runtime'] == 'onnxruntime'
+    assert isinstance(config['onnxruntime'], str)
+    assert config['memory'] is None
+    (entry, ) = report['results']
+    assert 'fwdbwd' not in entry  # onnxruntime runs the forward only
+    fwd = entry['fwd']
+    rounds = fwd['rounds_ms']
+    assert set(rounds) == {'conv', 'adc'}
+    assert all(len(v) == 2 and min(v) > 0 for v in rounds.values())
+    assert fwd['deform_ms'] is None and fwd['deform_over_adc'] is None
+    assert fwd['adc_over_conv'] == pytest.approx(
+        statistics.median(a / c
+                          for a, c in zip(rounds['adc'], rounds['conv'])))
+    assert entry['onnx_max_error'] < 1e-4
+    assert entry['memory_mb'] == {'conv': None, 'adc': None}
+
+
+@pytest.mark.parametrize('extra, start', [
+    (['--mode', 'fwdbwd'], '--mode fwdbwd: '),
+    (['--mode', 'both'], '--mode both: '),
+    (['--dtype', 'float64'], '--dtype float64: '),
+    (['--device', 'cuda'], '--device cuda: '),
+])
+def test_benchmark_adc_onnxruntime_one_line_errors(benchmark_adc, extra,
+                                                   start):
+    with pytest.raises(SystemExit) as exc:
+        benchmark_adc.parse_args(['--runtime', 'onnxruntime'] + extra)
+    message = str(exc.value)
+    assert message.startswith(start) and '\n' not in message
+
+
+def test_benchmark_adc_onnxruntime_missing_names_the_install(
+        benchmark_adc, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import fails
+    with pytest.raises(SystemExit) as exc:
+        benchmark_adc.parse_args(['--runtime', 'onnxruntime'])
+    message = str(exc.value)
+    assert message.startswith('--runtime onnxruntime needs ')
+    assert '.[deploy]' in message and '\n' not in message
+
+
+def test_benchmark_adc_mode_defaults_follow_the_runtime(benchmark_adc):
+    assert benchmark_adc.parse_args([]).mode == 'both'
+    for module in ('onnx', 'onnxscript', 'onnxruntime'):
+        pytest.importorskip(module)
+    assert benchmark_adc.parse_args(['--runtime', 'onnxruntime']).mode == 'fwd'

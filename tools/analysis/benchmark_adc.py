@@ -24,6 +24,18 @@ gradients of the input, the weight and the rates (offsets for deform) with
 where it applies, see :mod:`mmadc.ops.implementations`), ``native`` or
 ``reference``.
 
+``--runtime onnxruntime`` times the forward of the same layers where a
+deployed model runs them: each is exported as the deployment tools export
+a model (:func:`mmadc.deployment.export_module`: ADC in standard operators,
+see :mod:`mmadc.ops.decomposition`; a symbolic batch unless ``--batch`` is
+1), ADC with its rates as a second input, and run by onnxruntime on the CPU
+with ``--threads`` threads against the ``Conv`` of the same shape. The
+report adds each ADC layer's largest error against PyTorch (relative to the
+output scale). deform_conv2d has no standard-operator export and is not
+timed there, nor is memory. A layer takes seconds to export, so this is
+the quick way to compare forms of the decomposition; whole models are
+``benchmark_deploy.py``'s.
+
 Memory: the peak memory one forward+backward adds to what is in use before
 it (:func:`mmadc.analysis.benchmarking.peak_memory_mb`): on CUDA
 ``torch.cuda.max_memory_allocated``, on CPU the peak resident set size,
@@ -35,15 +47,20 @@ Examples::
     python tools/analysis/benchmark_adc.py --threads 2
     python tools/analysis/benchmark_adc.py --shapes resnet50-stage1 \\
         --mode fwdbwd --no-deform --json
+    # the layers in onnxruntime, as deployed (forward only)
+    python tools/analysis/benchmark_adc.py --runtime onnxruntime --threads 2
 """
 import argparse
 import contextlib
 import fnmatch
+import os.path as osp
 import statistics
-from typing import Callable, List, NamedTuple, Optional
+import tempfile
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchvision.ops import deform_conv2d
 
 from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
@@ -80,6 +97,8 @@ SHAPES = [
     Shape('hrnet-w32-branch4', 256, 8, 6, 1),
 ]
 
+RUNTIMES = ('torch', 'onnxruntime')
+
 DTYPES = {
     'float32': torch.float32,
     'float64': torch.float64,
@@ -110,9 +129,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         f'{", ".join(s.name for s in SHAPES)}')
     parser.add_argument(
         '--mode',
-        default='both',
+        default=None,
         choices=['fwd', 'fwdbwd', 'both'],
-        help='forward only, forward+backward, or both')
+        help='forward only, forward+backward, or both (default: both; fwd '
+        'with --runtime onnxruntime)')
+    parser.add_argument(
+        '--runtime',
+        default='torch',
+        choices=RUNTIMES,
+        help='eager PyTorch, or onnxruntime on the CPU (each layer exported '
+        'with ADC in standard operators; forward only)')
     parser.add_argument(
         '--groups',
         type=int,
@@ -123,7 +149,34 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-deform',
         action='store_true',
         help='skip deform_conv2d (slow, especially with many groups)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_runtime(args)
+    return args
+
+
+def check_runtime(args: argparse.Namespace) -> None:
+    """Resolve ``--mode`` for the runtime; exit with one line where the
+    runtime cannot run what was asked."""
+    if args.runtime == 'torch':
+        args.mode = args.mode or 'both'
+        return
+    args.mode = args.mode or 'fwd'
+    if args.mode != 'fwd':
+        raise SystemExit(f'--mode {args.mode}: onnxruntime runs the forward '
+                         'only; use --mode fwd')
+    if args.device != 'cpu':
+        raise SystemExit(f'--device {args.device}: --runtime onnxruntime '
+                         'runs on the CPU; use --device cpu')
+    if args.dtype != 'float32':
+        raise SystemExit(f'--dtype {args.dtype}: --runtime onnxruntime runs '
+                         'the float32 export; use --dtype float32')
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise SystemExit(f'--runtime onnxruntime needs onnx, onnxscript and '
+                         f'onnxruntime (pip install -e .[deploy]): {err}')
 
 
 def select_shapes(patterns: str) -> List[Shape]:
@@ -238,6 +291,72 @@ class Case:
         return None if None in runs else statistics.median(runs)
 
 
+def torch_fns(case: Case, ops: dict, mode: str) -> Dict[str, Callable]:
+    """Per op of ``ops`` (name: (op, whether the rates get a gradient)), a
+    function running its forward (``mode`` fwd) or forward+backward."""
+    return {
+        name: (case.forward_fn(op) if mode == 'fwd' else case.fwdbwd_fn(
+            op, with_rates))
+        for name, (op, with_rates) in ops.items()
+    }
+
+
+class ExportedLayer(nn.Module):
+    """One layer of a case as a deployed model holds it: the weight a
+    constant, the input and (for ADC) the rates the ONNX inputs."""
+
+    def __init__(self, case: Case, op: Callable) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(case.weight, requires_grad=False)
+        self.op = op
+
+    def forward(self, x: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+        return self.op(x, self.weight, rates)
+
+
+def onnxruntime_fns(case: Case, threads: Optional[int],
+                    work_dir: str) -> Tuple[Dict[str, Callable], float]:
+    """The case's conv and ADC exported to ONNX and run by onnxruntime.
+
+    Returns:
+        tuple: A dict of ``'conv'`` and ``'adc'``, each a function running
+        that layer once on the case's input, and ADC's largest error in
+        onnxruntime against PyTorch (relative to the output scale).
+    """
+    from mmadc.deployment.onnx_export import (ExportError, export_module,
+                                              onnxruntime_session,
+                                              relative_error)
+    batch = case.x.shape[0]
+    if batch == 1:
+        example = (case.x, case.rates)
+    else:
+        # torch.export specialises a size of 1: traced at 2 and kept
+        # symbolic, as benchmark_deploy.py exports its models
+        example = (case.x[:1].expand(2, -1, -1, -1).contiguous(),
+                   case.rates[:1].expand(2, -1).contiguous())
+    feed = dict(input=case.x.numpy(), rates=case.rates.numpy())
+    fns = {}
+    for name, op in (('conv', case.conv), ('adc', case.adc)):
+        onnx_file = osp.join(work_dir, f'{name}.onnx')
+        try:
+            export_module(
+                ExportedLayer(case, op).eval(), example, onnx_file,
+                ['input', 'rates'], batch != 1)
+        except ExportError as err:
+            raise SystemExit(f'--runtime onnxruntime: {err}') from None
+        # timed in turns with the other layer's session: no busy-waiting
+        # (spinning threads of one session take the cores from the other)
+        session = onnxruntime_session(onnx_file, threads, spinning=False)
+        # the exporter drops an input the graph does not read (the conv's
+        # rates)
+        inputs = {i.name: feed[i.name] for i in session.get_inputs()}
+        fns[name] = (lambda s=session, f=inputs: s.run(None, f))
+    got = torch.from_numpy(fns['adc']()[0])
+    with torch.no_grad():
+        expected = case.adc(case.x, case.weight, case.rates)
+    return fns, relative_error(got, expected)
+
+
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return None if a is None or b is None else a / b
 
@@ -253,11 +372,12 @@ def _benchmark(args: argparse.Namespace) -> dict:
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda given but CUDA is not available')
     modes = ['fwd', 'fwdbwd'] if args.mode == 'both' else [args.mode]
+    onnxruntime = args.runtime == 'onnxruntime'
     results = []
     for shape in select_shapes(args.shapes):
         case = Case(shape, args)
         ops = {'conv': (case.conv, False), 'adc': (case.adc, True)}
-        if not args.no_deform:
+        if not args.no_deform and not onnxruntime:
             ops['deform'] = (case.deform, True)
         entry = dict(
             shape=shape.name,
@@ -267,11 +387,12 @@ def _benchmark(args: argparse.Namespace) -> dict:
             stride=shape.stride,
             groups=case.rates.shape[1])
         for mode in modes:
-            fns = {
-                name: (case.forward_fn(op)
-                       if mode == 'fwd' else case.fwdbwd_fn(op, with_rates))
-                for name, (op, with_rates) in ops.items()
-            }
+            if onnxruntime:
+                with tempfile.TemporaryDirectory() as work_dir:
+                    fns, entry['onnx_max_error'] = onnxruntime_fns(
+                        case, args.threads, work_dir)
+            else:
+                fns = torch_fns(case, ops, mode)
             rounds = time_rounds_ms(fns, case.device, args.repeat, args.warmup)
             median = {k: statistics.median(v) for k, v in rounds.items()}
             entry[mode] = dict(
@@ -283,7 +404,7 @@ def _benchmark(args: argparse.Namespace) -> dict:
                                  if 'deform' in rounds else None),
                 rounds_ms=rounds)
         entry['memory_mb'] = {
-            name: case.memory_mb(op, with_rates)
+            name: None if onnxruntime else case.memory_mb(op, with_rates)
             for name, (op, with_rates) in ops.items()
         }
         entry['memory_adc_over_conv'] = ratio(entry['memory_mb']['adc'],
@@ -297,14 +418,28 @@ def _benchmark(args: argparse.Namespace) -> dict:
             threads=torch.get_num_threads(),
             repeat=args.repeat,
             warmup=args.warmup,
+            runtime=args.runtime,
+            onnxruntime=onnxruntime_version() if onnxruntime else None,
             impl=args.impl,
             native_cpu_kernel=native_cpu_available(),
             gemm=gemm_library_in_use(),
-            memory=('cuda peak allocated during fwd+bwd'
-                    if args.device == 'cuda' else
-                    'cpu peak resident memory added by fwd+bwd'),
+            memory=memory_measure(args),
             torch=torch.__version__),
         results=results)
+
+
+def memory_measure(args: argparse.Namespace) -> Optional[str]:
+    """What the report's memory figures are (None: not measured)."""
+    if args.runtime == 'onnxruntime':
+        return None
+    if args.device == 'cuda':
+        return 'cuda peak allocated during fwd+bwd'
+    return 'cpu peak resident memory added by fwd+bwd'
+
+
+def onnxruntime_version() -> str:
+    import onnxruntime
+    return onnxruntime.__version__
 
 
 def _fmt(value: Optional[float], spec: str = '.2f') -> str:
@@ -313,11 +448,16 @@ def _fmt(value: Optional[float], spec: str = '.2f') -> str:
 
 def print_table(report: dict) -> None:
     cfg = report['config']
-    print(f"device={cfg['device']} dtype={cfg['dtype']} impl={cfg['impl']} "
-          f"(native CPU kernel built: {cfg['native_cpu_kernel']}, float32 "
-          f"GEMMs: {cfg['gemm']}) batch={cfg['batch']} "
-          f"threads={cfg['threads']} repeat={cfg['repeat']} (median) "
-          f"warmup={cfg['warmup']}")
+    if cfg['runtime'] == 'onnxruntime':
+        runtime = (f"runtime=onnxruntime {cfg['onnxruntime']} (ADC in "
+                   'standard operators)')
+    else:
+        runtime = (f"impl={cfg['impl']} (native CPU kernel built: "
+                   f"{cfg['native_cpu_kernel']}, float32 GEMMs: "
+                   f"{cfg['gemm']})")
+    print(f"device={cfg['device']} dtype={cfg['dtype']} {runtime} "
+          f"batch={cfg['batch']} threads={cfg['threads']} "
+          f"repeat={cfg['repeat']} (median) warmup={cfg['warmup']}")
     header = (f"{'shape':<20}{'C@HxW/s':>14}{'mode':>8}{'conv ms':>10}"
               f"{'adc ms':>10}{'deform ms':>11}{'adc/conv':>10}"
               f"{'deform/adc':>12}")
@@ -334,6 +474,12 @@ def print_table(report: dict) -> None:
                   f"{_fmt(m['deform_ms']):>11}"
                   f"{_fmt(m['adc_over_conv']):>10}"
                   f"{_fmt(m['deform_over_adc']):>12}")
+    if cfg['runtime'] == 'onnxruntime':
+        print('\nADC in onnxruntime, largest error against PyTorch '
+              '(relative to the output scale):')
+        for r in report['results']:
+            print(f"  {r['shape']:<20}{r['onnx_max_error']:.1e}")
+        return
     print(f"\nmemory (MB, {cfg['memory']}):")
     for r in report['results']:
         mem = '  '.join(f'{k}={_fmt(v, ".1f")}'

@@ -249,20 +249,6 @@ def prepare_model(label: str, path: str, args: argparse.Namespace,
     return dict(info=info, shape=shape, module=module, onnx=onnx_file)
 
 
-def _ort_session(path: str, threads: Optional[int]):
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # no busy-waiting between runs: spinning onnxruntime threads take the
-    # cores from torch's threads in the interleaved rounds (eager times
-    # grew up to tenfold on 2 cores)
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return onnxruntime.InferenceSession(
-        path, options, providers=['CPUExecutionProvider'])
-
-
 def _timers(models: Dict[str, dict], runtimes: Sequence[str],
             inputs: torch.Tensor, threads: Optional[int]) -> dict:
     """``'<runtime>/<A|B>'``: a function running that model once."""
@@ -270,7 +256,10 @@ def _timers(models: Dict[str, dict], runtimes: Sequence[str],
     for runtime in runtimes:
         for key, model in models.items():
             if runtime == 'onnxruntime':
-                session = _ort_session(model['onnx'], threads)
+                # timed in turns with eager torch: no busy-waiting
+                from mmadc.deployment.onnx_export import onnxruntime_session
+                session = onnxruntime_session(
+                    model['onnx'], threads, spinning=False)
                 feed = {session.get_inputs()[0].name: inputs.numpy()}
                 fns[f'{runtime}/{key}'] = (
                     lambda s=session, f=feed: s.run(None, f))
