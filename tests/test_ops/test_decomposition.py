@@ -11,7 +11,8 @@ from deform_oracle import deform_conv_of_rates
 
 from mmadc.ops import AdaptiveDilatedConv2d, adaptive_dilated_conv2d
 from mmadc.ops.decomposition import (DECOMPOSITIONS,
-                                     adaptive_dilated_conv2d_decomposed)
+                                     adaptive_dilated_conv2d_decomposed,
+                                     rows_read_first)
 
 pytestmark = pytest.mark.skipif(
     not hasattr(torch.library, 'custom_op'),
@@ -57,13 +58,16 @@ def _assert_close(out, expected, tol):
     ids=['fractional', 'below-one', 'outside-image', 'negative'])
 @pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5),
                                        (torch.float64, 1e-12)])
-def test_decomposition_equals_the_op(case, rates, dtype, tol):
+@pytest.mark.parametrize(
+    'rows_first', [True, False], ids=['rows-first', 'columns-first'])
+def test_decomposition_equals_the_op(case, rates, dtype, tol, rows_first):
     """Values of the op's kernels for fractional rates, including rates
-    whose taps leave the image (zero padding) and negative ones."""
+    whose taps leave the image (zero padding) and negative ones, with
+    either axis interpolated first."""
     x, weight, r, bias, s, p, d = _case(case, dtype, rates)
     expected = adaptive_dilated_conv2d(x, weight, r, bias, s, p, d)
-    out = adaptive_dilated_conv2d_decomposed(x, weight, r, bias, s, p, d,
-                                             dtype)
+    out = adaptive_dilated_conv2d_decomposed(
+        x, weight, r, bias, s, p, d, dtype, rows_first=rows_first)
     assert out.shape == expected.shape and out.dtype == dtype
     _assert_close(out, expected, tol)
 
@@ -72,14 +76,49 @@ def test_decomposition_equals_the_op(case, rates, dtype, tol):
 @pytest.mark.parametrize(
     'rates', [(0.5, 3.0), (0.05, 0.95), (4.0, 9.5), (-2.5, -0.5)],
     ids=['fractional', 'below-one', 'outside-image', 'negative'])
-def test_decomposition_equals_deform_conv2d(case, rates):
+@pytest.mark.parametrize(
+    'rows_first', [True, False], ids=['rows-first', 'columns-first'])
+def test_decomposition_equals_deform_conv2d(case, rates, rows_first):
     """Values of torchvision's deform_conv2d with the offsets of the rates,
     an oracle that shares no code with the op's kernels (float64)."""
     x, weight, r, bias, s, p, d = _case(case, torch.float64, rates)
-    out = adaptive_dilated_conv2d_decomposed(x, weight, r, bias, s, p, d,
-                                             torch.float64)
+    out = adaptive_dilated_conv2d_decomposed(
+        x, weight, r, bias, s, p, d, torch.float64, rows_first=rows_first)
     _assert_close(out, deform_conv_of_rates(x, weight, r, bias, s, p, d),
                   1e-12)
+
+
+@pytest.mark.parametrize('height,width,rows_first', [(64, 48, True),
+                                                     (64, 128, False),
+                                                     (97, 97, True)])
+def test_the_longer_axis_is_read_first(monkeypatch, height, width, rows_first):
+    """The second pass runs once per tap of the first, so the longer axis
+    is read first: rows for pose maps (64x48), columns for segmentation
+    maps (64x128), rows on a tie; the decomposition takes that order when
+    none is given."""
+    from mmadc.ops import decomposition
+    rates = torch.full((1, 1, 1, 1, 1), 1.5)
+    like = dict(dtype=torch.float32, device='cpu')
+    rows = decomposition._axis_reads(rates, 3, 1, 1, 1, height, height, like,
+                                     False)
+    cols = decomposition._axis_reads(rates, 3, 1, 1, 1, width, width, like,
+                                     True)
+    assert rows_read_first(rows, cols, height, width, height,
+                           width) is rows_first
+    taken = []
+    for name in ('_row_first_blocks', '_column_first_blocks'):
+        original = getattr(decomposition, name)
+        monkeypatch.setattr(
+            decomposition,
+            name,
+            lambda *args, n=name, f=original: taken.append(n) or f(*args))
+    x, weight = torch.randn(1, 2, height, width), torch.randn(3, 2, 3, 3)
+    adaptive_dilated_conv2d_decomposed(x, weight, torch.tensor([[1.5,
+                                                                 0.7]]), None,
+                                       [1, 1], [1, 1], [1, 1], torch.float32)
+    assert taken == [
+        '_row_first_blocks' if rows_first else '_column_first_blocks'
+    ]
 
 
 @pytest.mark.parametrize('case', CASES)
