@@ -113,9 +113,9 @@ def test_the_longer_axis_is_read_first(monkeypatch, height, width, rows_first):
             name,
             lambda *args, n=name, f=original: taken.append(n) or f(*args))
     x, weight = torch.randn(1, 2, height, width), torch.randn(3, 2, 3, 3)
-    adaptive_dilated_conv2d_decomposed(x, weight, torch.tensor([[1.5,
-                                                                 0.7]]), None,
-                                       [1, 1], [1, 1], [1, 1], torch.float32)
+    two_rates = torch.tensor([[1.5, 0.7]])
+    adaptive_dilated_conv2d_decomposed(x, weight, two_rates, None, [1, 1],
+                                       [1, 1], [1, 1], torch.float32)
     assert taken == [
         '_row_first_blocks' if rows_first else '_column_first_blocks'
     ]
