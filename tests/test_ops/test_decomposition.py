@@ -103,8 +103,7 @@ def test_the_longer_axis_is_read_first(monkeypatch, height, width, rows_first):
                                      False)
     cols = decomposition._axis_reads(rates, 3, 1, 1, 1, width, width, like,
                                      True)
-    assert rows_read_first(rows, cols, height, width, height,
-                           width) is rows_first
+    assert rows_read_first(rows, cols) is rows_first
     taken = []
     for name in ('_row_first_blocks', '_column_first_blocks'):
         original = getattr(decomposition, name)

@@ -183,10 +183,8 @@ def _rate_range(model: torch.nn.Module) -> Optional[List[float]]:
 
 
 def _onnx_input_shape(path: str) -> List:
-    import onnxruntime
-    session = onnxruntime.InferenceSession(
-        path, providers=['CPUExecutionProvider'])
-    return list(session.get_inputs()[0].shape)
+    from mmadc.deployment.onnx_export import onnxruntime_session
+    return list(onnxruntime_session(path).get_inputs()[0].shape)
 
 
 def prepare_model(label: str, path: str, args: argparse.Namespace,
