@@ -56,6 +56,7 @@ def kernel_build_config() -> dict:
             CppExtension(
                 'mmadc.ops._adc_cpu', ['mmadc/ops/csrc/adc_cpu.cpp'],
                 depends=[
+                    'mmadc/ops/csrc/adc_rate_regressor.h',
                     'mmadc/ops/csrc/adc_sampling.h',
                     'mmadc/ops/csrc/adc_schedule.h'
                 ],

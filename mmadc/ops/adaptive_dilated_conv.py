@@ -85,6 +85,14 @@ def adc_rate_check(enabled: bool = True) -> Iterator[None]:
 # ---------------------------------------------------------------------------
 
 
+def rate_bound(input: Tensor, padding: Sequence[int],
+               dilation: Sequence[int]) -> float:
+    """The largest rate magnitude the implementations see: beyond it, every
+    tap but the centre reads outside the image (see :func:`_safe_rates`)."""
+    height, width = input.shape[2:]
+    return (max(height, width) + 2 * max(padding) + 2) / min(dilation)
+
+
 def _safe_rates(rates: Tensor, input: Tensor, padding: List[int],
                 dilation: List[int]) -> Tuple[Tensor, Optional[Tensor]]:
     """Rates the implementations can index with, and the finite samples.
@@ -94,8 +102,7 @@ def _safe_rates(rates: Tensor, input: Tensor, padding: List[int],
     overflows; a non-finite rate is replaced by 0 and its sample reported in
     the mask (None: every sample is finite), to be set to NaN afterwards.
     """
-    height, width = input.shape[2:]
-    bound = (max(height, width) + 2 * max(padding) + 2) / min(dilation)
+    bound = rate_bound(input, padding, dilation)
     if rates.device.type == 'cpu' and rates.numel():
         # reading CPU values costs no sync; one reduction (NaN propagates)
         largest = float(rates.abs().amax())
@@ -292,10 +299,13 @@ _functorch_level = getattr(
 _compiling = getattr(
     getattr(torch, 'compiler', None), 'is_compiling', lambda: False)
 
+#: The types of the tensors a direct call takes (None: an absent bias).
+_PLAIN_TYPES = frozenset((Tensor, torch.nn.Parameter, type(None)))
 
-def _runs_kernel_directly(input: Tensor, weight: Tensor, rates: Tensor,
-                          bias: Optional[Tensor]) -> bool:
-    """Whether a call may run the op's kernel without the dispatcher.
+
+def _runs_kernel_directly(*tensors: Optional[Tensor]) -> bool:
+    """Whether a call on these tensors (None: an absent bias) may run the
+    op's kernel without the dispatcher.
 
     Eager CPU inference has nothing for the dispatcher to do (no autograd
     graph, no tracer, mode or transform that must see the op), but going
@@ -311,16 +321,15 @@ def _runs_kernel_directly(input: Tensor, weight: Tensor, rates: Tensor,
     tracing, ``torch.compile``/``torch.export``, autocast, and devices other
     than the CPU.
     """
-    tensors = (input, weight, rates) if bias is None else \
-        (input, weight, rates, bias)
     # first: torch.compile traces this function, and must not reach the
     # checks below (they would break its graph)
     if _compiling() or _key_included is None or _functorch_level is None:
         return False
-    if input.device.type != 'cpu' or any(
-            type(t) not in (Tensor, torch.nn.Parameter) for t in tensors):
+    if not tensors[0].is_cpu or not _PLAIN_TYPES.issuperset(
+            map(type, tensors)):
         return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in tensors):
         return False
     return not (torch.overrides.has_torch_function(tensors)
                 or _key_included(_PYTHON_KEY) or _functorch_level() is not None

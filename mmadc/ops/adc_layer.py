@@ -12,7 +12,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .adaptive_dilated_conv import _autocast_dtype, adaptive_dilated_conv2d
+from . import adaptive_dilated_conv as adc_op
+from . import native_cpu
+from .adaptive_dilated_conv import (_autocast_dtype, _runs_kernel_directly,
+                                    adaptive_dilated_conv2d, rate_bound)
+from .implementations import get_adc_implementation
 
 # torch.compiler.is_exporting: torch >= 2.5
 _exporting = getattr(
@@ -293,14 +297,47 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
         if x.shape[1] != self.in_channels:
             raise ValueError(f'input has {x.shape[1]} channels but '
                              f'in_channels={self.in_channels}')
+        padding = self._padding_pair()
+        regressor = self.rate_regressor
+        fc1, fc2 = regressor.fc1, regressor.fc2
+        tensors = (x, self.weight, self.bias, fc1.weight, fc1.bias, fc2.weight,
+                   fc2.bias)
+        if self._native_inference_allowed(tensors):
+            rates, out = native_cpu.layer_forward(
+                *tensors, regressor.activation, regressor.max_rate,
+                rate_bound(x, padding, self.dilation), self.stride, padding,
+                self.dilation)
+            if rates is not None:
+                self.last_rates = rates
+                if out is not None:
+                    return out
+                # rates the op must clamp (or NaN ones it poisons)
+                return adaptive_dilated_conv2d(x, self.weight, rates,
+                                               self.bias, self.stride, padding,
+                                               self.dilation)
         rates = self.rate_regressor(x)
         # For the rate hook and the analysis tools; an exported program is
         # stateless (and its export would warn about the attribute).
         if not _exporting():
             self.last_rates = rates.detach()
-        return adaptive_dilated_conv2d(x, self.weight, rates,
-                                       self.bias, self.stride,
-                                       self._padding_pair(), self.dilation)
+        return adaptive_dilated_conv2d(x, self.weight, rates, self.bias,
+                                       self.stride, padding, self.dilation)
+
+    @staticmethod
+    def _native_inference_allowed(
+            tensors: Tuple[Optional[Tensor], ...]) -> bool:
+        """Whether the native kernel may run this call whole, rates and
+        output in one call (``native_cpu.layer_forward``, which checks the
+        tensors themselves): where the op's kernel would run without the
+        dispatcher (see ``_runs_kernel_directly``) and the native kernel
+        is selected. Why one call: README, "An ADC layer in eager
+        inference is one native call"."""
+        # _runs_kernel_directly first: under torch.compile it returns at
+        # once, before any check that would break the graph
+        return (_runs_kernel_directly(*tensors) and not adc_op._check_rates
+                and _autocast_dtype(tensors[0]) is None
+                and native_cpu.native_cpu_available()
+                and get_adc_implementation() in ('auto', 'native'))
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

@@ -18,7 +18,7 @@ Which implementation runs is chosen per call by
 this one does not apply.
 """
 import contextlib
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -113,6 +113,30 @@ def forward(input: Tensor, weight: Tensor, rates: Tensor,
     out = _adc_cpu.forward(input, weight, rates, bias, stride, padding,
                            dilation, BLOCK_BYTES)
     return out.contiguous(memory_format=memory_format(input))
+
+
+def layer_forward(
+        input: Tensor, weight: Tensor, bias: Optional[Tensor],
+        fc1_weight: Tensor, fc1_bias: Tensor, fc2_weight: Tensor,
+        fc2_bias: Tensor, activation: str, max_rate: Optional[float],
+        rate_bound: float, stride: Sequence[int], padding: Sequence[int],
+        dilation: Sequence[int]) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """Eager inference of an :class:`~mmadc.ops.AdaptiveDilatedConv2d` in
+    one call: the rates of its regressor (``fc1``, ReLU, ``fc2``,
+    ``activation``, the ``max_rate`` clamp) and the output.
+
+    Returns:
+        tuple: ``(None, None)`` where the call is not one it computes
+        (other than CPU float32/float64 tensors of one dtype, a gradient
+        needed, a non-contiguous input, shapes that are not a valid
+        convolution); ``(rates, None)`` where a rate is not finite or
+        beyond ``rate_bound`` in magnitude (the op must clamp it);
+        ``(rates, output)`` otherwise.
+    """
+    return _adc_cpu.layer_forward(input, weight, bias, fc1_weight, fc1_bias,
+                                  fc2_weight, fc2_bias, activation, max_rate,
+                                  rate_bound, stride, padding, dilation,
+                                  BLOCK_BYTES)
 
 
 def backward(grad_out: Tensor, input: Tensor, weight: Tensor, rates: Tensor,

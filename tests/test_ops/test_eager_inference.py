@@ -1,6 +1,7 @@
 # Copyright (c) mmadc contributors. All rights reserved.
 """Tests of eager inference, which runs the op's kernel without the
-dispatcher (``_runs_kernel_directly``).
+dispatcher (``_runs_kernel_directly``), and a whole layer in one native call
+where it can (``native_cpu.layer_forward``).
 
 The values come from independent oracles (``F.conv2d`` at rate 1,
 ``torchvision.ops.deform_conv2d`` at fractional rates); the other tests
@@ -14,7 +15,8 @@ from deform_oracle import deform_conv_of_rates
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmadc.ops.adaptive_dilated_conv as adc_module
-from mmadc.ops import AdaptiveDilatedConv2d, adaptive_dilated_conv2d
+from mmadc.ops import (AdaptiveDilatedConv2d, adaptive_dilated_conv2d,
+                       adc_implementation, native_cpu)
 
 # every test runs on both implementations (see tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('adc_impl')
@@ -155,3 +157,150 @@ def _layer():
         layer.rate_regressor.fc2.weight.normal_(0, 0.5)
         layer.rate_regressor.fc2.bias.uniform_(0.5, 2.5)
     return layer.eval()
+
+
+# ---------------------------------------------------------------------------
+# AdaptiveDilatedConv2d in one native call (native_cpu.layer_forward)
+# ---------------------------------------------------------------------------
+
+needs_native = pytest.mark.skipif(
+    not native_cpu.native_cpu_available(),
+    reason='native CPU kernel not built (no compiler at install time)')
+
+
+class _LayerCalls:
+    """Records what each native_cpu.layer_forward call returned: 'output',
+    'rates' (rates only: the op clamps them) or 'declined'."""
+
+    def __init__(self, monkeypatch):
+        self.results = []
+        layer_forward = native_cpu.layer_forward
+
+        def recorded(*args):
+            rates, out = layer_forward(*args)
+            self.results.append('declined' if rates is
+                                None else 'rates' if out is None else 'output')
+            return rates, out
+
+        monkeypatch.setattr(native_cpu, 'layer_forward', recorded)
+
+
+def _varied_layer(activation='relu', max_rate=None, bias=True, **conv):
+    """A layer whose rates depend on the input, in 0.5-3 or so."""
+    torch.manual_seed(0)
+    layer = AdaptiveDilatedConv2d(
+        6,
+        5,
+        3,
+        bias=bias,
+        dilation_groups=3,
+        rate_activation=activation,
+        max_rate=max_rate,
+        **conv)
+    with torch.no_grad():
+        layer.rate_regressor.fc2.weight.normal_(0, 0.5)
+        layer.rate_regressor.fc2.bias.uniform_(0.5, 2.5)
+    return layer.eval()
+
+
+def _python_rates(layer, x):
+    """The regressor's rates from its PyTorch modules (its own forward)."""
+    return layer.rate_regressor(x)
+
+
+@needs_native
+@pytest.mark.parametrize('activation', ['relu', 'softplus', 'elu'])
+@pytest.mark.parametrize(
+    'conv', [
+        dict(padding=1),
+        dict(stride=2, padding=2, dilation=2, bias=False),
+        dict(padding='same', dilation=2, max_rate=1.5),
+        dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+    ],
+    ids=['s1', 's2-d2-nobias', 'same-maxrate', 'mixed'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_layer_inference_in_one_call_equals_the_oracles(
+        activation, conv, dtype, adc_impl, monkeypatch):
+    """In no_grad, the whole layer is one native call (under 'auto'; the
+    reference implementation keeps the PyTorch path): its rates are the
+    regressor's modules' and its output deform_conv2d's with those rates."""
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer(activation, **conv).to(dtype)
+    x = torch.randn(2, 6, 11, 9, dtype=dtype)
+    with torch.no_grad():
+        out = layer(x)
+        expected_rates = _python_rates(layer, x)
+    assert calls.results == (['output'] if adc_impl == 'auto' else [])
+    tol = dict(
+        rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(
+            rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer.last_rates, expected_rates, **tol)
+    assert float(expected_rates.min()) != float(expected_rates.max())
+    padding = layer._padding_pair()
+    torch.testing.assert_close(
+        out,
+        deform_conv_of_rates(x, layer.weight, expected_rates, layer.bias,
+                             layer.stride, padding, layer.dilation), **tol)
+
+
+@needs_native
+@pytest.mark.parametrize('bad', ['huge', 'nan'])
+def test_layer_inference_leaves_unsafe_rates_to_the_op(bad, adc_impl,
+                                                       monkeypatch):
+    """Rates beyond the op's bound (clamped there) or NaN (poisoned there):
+    the native call returns the rates only and the op computes the output,
+    as the reference implementation does with the regressor's rates."""
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer()
+    x = torch.randn(2, 6, 11, 9)
+    with torch.no_grad():
+        if bad == 'huge':
+            layer.rate_regressor.fc2.bias[0] = 1e6
+        else:
+            x[1, 2, 3, 4] = float('nan')
+        out = layer(x)
+        with adc_implementation('reference'):
+            expected = layer(x)
+    assert calls.results == (['rates'] if adc_impl == 'auto' else [])
+    torch.testing.assert_close(
+        out, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
+    if bad == 'nan':
+        assert torch.isnan(out[1]).all() and torch.isfinite(out[0]).all()
+
+
+@needs_native
+def test_layer_inference_declines_what_it_does_not_compute(
+        adc_impl, monkeypatch):
+    """channels_last input (the op keeps the layout), an input of another
+    dtype than the weights (the op's error) and one too small for the
+    kernel (the op's error): the native call declines, the op answers."""
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer(padding=1)
+    x = torch.randn(2, 6, 11, 9)
+    with torch.no_grad():
+        out = layer(x.to(memory_format=torch.channels_last))
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-5)
+        with pytest.raises(TypeError, match='weight dtype'):
+            layer(x.double())
+        small = _varied_layer(padding=0)
+        with pytest.raises(ValueError, match='too small'):
+            small(torch.randn(1, 6, 2, 9))
+    assert calls.results == (['declined', 'output', 'declined', 'declined']
+                             if adc_impl == 'auto' else [])
+
+
+@needs_native
+def test_layer_with_gradients_or_hooks_keeps_the_op(monkeypatch):
+    """Training (gradients), a rate check (MMADC_CHECK_RATES) or autocast:
+    no native layer call."""
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer(padding=1)
+    x = torch.randn(2, 6, 11, 9)
+    layer(x).sum().backward()
+    assert layer.rate_regressor.fc1.weight.grad is not None
+    with torch.no_grad(), adc_module.adc_rate_check():
+        layer(x)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        layer(x)
+    assert calls.results == []

@@ -36,7 +36,8 @@
 //
 // The code: adc_sampling.h has the sampling (taps, the separable passes
 // and their adjoints), adc_schedule.h the GEMM scheduling (GEMM library,
-// row blocks, channel chunks), this file the ops and their Python
+// row blocks, channel chunks), adc_rate_regressor.h the layer's rate
+// regressor for eager inference, this file the ops and their Python
 // bindings. They are one translation unit, so that the hot loops inline
 // and multiversion as one file would.
 #include <torch/extension.h>
@@ -47,9 +48,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "adc_rate_regressor.h"
 #include "adc_sampling.h"
 #include "adc_schedule.h"
 
@@ -127,6 +131,64 @@ std::vector<at::Tensor> backward(
   return {grad_input, grad_weight, grad_rates};
 }
 
+// Whether layer_forward computes a call: CPU tensors of one floating
+// dtype, no gradient needed, a contiguous input and shapes that make a
+// non-empty output (else the op runs it, and raises where it must).
+bool layer_forward_applies(const std::vector<at::Tensor>& tensors,
+                           at::IntArrayRef stride, at::IntArrayRef padding,
+                           at::IntArrayRef dilation) {
+  const at::Tensor& input = tensors[0];
+  const at::Tensor& weight = tensors[1];
+  const auto dtype = input.scalar_type();
+  if (dtype != at::kFloat && dtype != at::kDouble) return false;
+  const bool grad = at::GradMode::is_enabled();
+  for (const auto& t : tensors) {
+    if (!t.defined()) continue;  // no bias
+    if (!t.device().is_cpu() || t.scalar_type() != dtype ||
+        t.layout() != at::kStrided || (grad && t.requires_grad()))
+      return false;
+  }
+  if (input.dim() != 4 || !input.is_contiguous() || weight.dim() != 4 ||
+      weight.size(1) != input.size(1) || stride.size() != 2 ||
+      padding.size() != 2 || dilation.size() != 2)
+    return false;
+  for (int axis = 0; axis < 2; ++axis) {
+    const int64_t extent = input.size(2 + axis) + 2 * padding[axis] -
+                           dilation[axis] * (weight.size(2 + axis) - 1);
+    if (extent < 1 || weight.size(2 + axis) % 2 == 0) return false;
+  }
+  return true;
+}
+
+// Eager inference of an ADC layer (AdaptiveDilatedConv2d) in one call,
+// where layer_forward_applies: the rates (regress_rates) and, where every
+// rate is finite and within rate_bound (the op's clamp bound, from
+// Python), the output. Else no rates (the call is not one it computes) or
+// no output (the op must clamp the rates, or poison NaN ones).
+std::tuple<c10::optional<at::Tensor>, c10::optional<at::Tensor>> layer_forward(
+    const at::Tensor& input, const at::Tensor& weight,
+    const c10::optional<at::Tensor>& bias, const at::Tensor& fc1_weight,
+    const at::Tensor& fc1_bias, const at::Tensor& fc2_weight,
+    const at::Tensor& fc2_bias, const std::string& activation,
+    c10::optional<double> max_rate, double rate_bound, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t block_bytes) {
+  if (!layer_forward_applies({input, weight, bias.value_or(at::Tensor()),
+                              fc1_weight, fc1_bias, fc2_weight, fc2_bias},
+                             stride, padding, dilation))
+    return {c10::nullopt, c10::nullopt};
+  const at::Tensor rates = regress_rates(
+      input, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activation, max_rate);
+  bool within = true;
+  AT_DISPATCH_FLOATING_TYPES(rates.scalar_type(), "adc_rate_bound", [&] {
+    const scalar_t* r = rates.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < rates.numel(); ++i)
+      within = within && std::abs(r[i]) <= rate_bound;  // false for NaN
+  });
+  if (!within) return {rates, c10::nullopt};
+  return {rates, forward(input, weight, rates, bias, stride, padding, dilation,
+                         block_bytes)};
+}
+
 // Which forward schedule a call takes: "whole" or "rows" (for tests).
 std::string forward_schedule(const at::Tensor& input, const at::Tensor& weight,
                              const at::Tensor& rates, at::IntArrayRef stride,
@@ -173,6 +235,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("rates"), py::arg("stride"), py::arg("padding"),
         py::arg("dilation"), py::arg("need_input"), py::arg("need_weight"),
         py::arg("need_rates"), py::arg("block_bytes"));
+  m.def("layer_forward", &layer_forward,
+        "An ADC layer's rates and, where they are within rate_bound, its "
+        "output (CPU, float32/float64, inference; None where it does not "
+        "apply)",
+        py::arg("input"), py::arg("weight"), py::arg("bias"),
+        py::arg("fc1_weight"), py::arg("fc1_bias"), py::arg("fc2_weight"),
+        py::arg("fc2_bias"), py::arg("activation"), py::arg("max_rate"),
+        py::arg("rate_bound"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("block_bytes"));
   m.def("forward_schedule", &forward_schedule,
         "Which forward schedule a call takes: 'whole' or 'rows'",
         py::arg("input"), py::arg("weight"), py::arg("rates"),
