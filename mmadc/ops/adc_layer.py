@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.module import (_global_forward_hooks,
+                                     _global_forward_pre_hooks)
 
 from . import adaptive_dilated_conv as adc_op
 from . import native_cpu
@@ -29,6 +31,14 @@ RATE_ACTIVATIONS = {
     'softplus': lambda z: F.softplus(z - 1 + math.log(math.e - 1)),
     'elu': lambda z: F.elu(z - 1) + 1,
 }
+
+
+def _forward_hooks(modules: Tuple[nn.Module, ...]) -> bool:
+    """Whether a forward hook or pre-hook would run in a call of any of
+    ``modules`` (its own or a global one)."""
+    return bool(
+        _global_forward_hooks or _global_forward_pre_hooks
+        or any(m._forward_hooks or m._forward_pre_hooks for m in modules))
 
 
 class DilationRateRegressor(nn.Module):
@@ -302,7 +312,7 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
         fc1, fc2 = regressor.fc1, regressor.fc2
         tensors = (x, self.weight, self.bias, fc1.weight, fc1.bias, fc2.weight,
                    fc2.bias)
-        if self._native_inference_allowed(tensors):
+        if self._native_inference_allowed(tensors, (regressor, fc1, fc2)):
             rates, out = native_cpu.layer_forward(
                 *tensors, regressor.activation, regressor.max_rate,
                 rate_bound(x, padding, self.dilation), self.stride, padding,
@@ -324,20 +334,22 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
                                        self.stride, padding, self.dilation)
 
     @staticmethod
-    def _native_inference_allowed(
-            tensors: Tuple[Optional[Tensor], ...]) -> bool:
+    def _native_inference_allowed(tensors: Tuple[Optional[Tensor], ...],
+                                  regressor: Tuple[nn.Module, ...]) -> bool:
         """Whether the native kernel may run this call whole, rates and
         output in one call (``native_cpu.layer_forward``, which checks the
         tensors themselves): where the op's kernel would run without the
-        dispatcher (see ``_runs_kernel_directly``) and the native kernel
-        is selected. Why one call: README, "An ADC layer in eager
-        inference is one native call"."""
+        dispatcher (see ``_runs_kernel_directly``), the native kernel is
+        selected, and no forward hook waits for a call of the regressor's
+        modules (``regressor``), which this call skips. Why one call:
+        README, "An ADC layer in eager inference is one native call"."""
         # _runs_kernel_directly first: under torch.compile it returns at
         # once, before any check that would break the graph
         return (_runs_kernel_directly(*tensors) and not adc_op._check_rates
                 and _autocast_dtype(tensors[0]) is None
                 and native_cpu.native_cpu_available()
-                and get_adc_implementation() in ('auto', 'native'))
+                and get_adc_implementation() in ('auto', 'native')
+                and not _forward_hooks(regressor))
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

@@ -10,6 +10,7 @@ mode, make_fx's tracer, TorchScript tracing and ``torch.compile``.
 """
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from deform_oracle import deform_conv_of_rates
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -291,7 +292,7 @@ def test_layer_inference_declines_what_it_does_not_compute(
 
 
 @needs_native
-def test_layer_with_gradients_or_hooks_keeps_the_op(monkeypatch):
+def test_layer_with_gradients_or_checks_keeps_the_op(monkeypatch):
     """Training (gradients), a rate check (MMADC_CHECK_RATES) or autocast:
     no native layer call."""
     calls = _LayerCalls(monkeypatch)
@@ -304,3 +305,44 @@ def test_layer_with_gradients_or_hooks_keeps_the_op(monkeypatch):
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         layer(x)
     assert calls.results == []
+
+
+@needs_native
+@pytest.mark.parametrize('where', ['regressor', 'fc1', 'global'])
+def test_forward_hooks_of_the_regressor_still_run(where, monkeypatch):
+    """A forward hook on the regressor or its layers, or a global one, sees
+    the call: the layer then runs the regressor's modules, not the one
+    native call that would skip them."""
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer(padding=1)
+    seen = []
+
+    def hook(module, args, output):
+        if isinstance(module, nn.Linear):
+            seen.append(output.shape)
+
+    if where == 'global':
+        handle = nn.modules.module.register_module_forward_hook(hook)
+    else:
+        module = layer.rate_regressor
+        handle = (module if where == 'regressor' else module.fc1
+                  ).register_forward_hook(lambda *a: seen.append(where))
+    try:
+        with torch.no_grad():
+            layer(torch.randn(2, 6, 11, 9))
+    finally:
+        handle.remove()
+    assert seen and calls.results == []
+
+
+@needs_native
+def test_layer_with_a_replaced_regressor_layer_gets_its_error(
+        adc_impl, monkeypatch):
+    """An fc1 of the wrong width: the native call declines and the layer
+    raises PyTorch's own shape error, as without it."""
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer(padding=1)
+    layer.rate_regressor.fc1 = nn.Linear(5, 16)
+    with torch.no_grad(), pytest.raises(RuntimeError, match='shapes'):
+        layer(torch.randn(2, 6, 11, 9))
+    assert calls.results == (['declined'] if adc_impl == 'auto' else [])

@@ -131,9 +131,11 @@ std::vector<at::Tensor> backward(
   return {grad_input, grad_weight, grad_rates};
 }
 
-// Whether layer_forward computes a call: CPU tensors of one floating
-// dtype, no gradient needed, a contiguous input and shapes that make a
-// non-empty output (else the op runs it, and raises where it must).
+// Whether layer_forward computes a call on {input, weight, bias (undefined
+// if none), fc1 weight, fc1 bias, fc2 weight, fc2 bias}: CPU tensors of
+// one floating dtype, no gradient needed, a contiguous input, consistent
+// shapes and a non-empty output (else the layer takes the op, which raises
+// where it must).
 bool layer_forward_applies(const std::vector<at::Tensor>& tensors,
                            at::IntArrayRef stride, at::IntArrayRef padding,
                            at::IntArrayRef dilation) {
@@ -151,6 +153,15 @@ bool layer_forward_applies(const std::vector<at::Tensor>& tensors,
   if (input.dim() != 4 || !input.is_contiguous() || weight.dim() != 4 ||
       weight.size(1) != input.size(1) || stride.size() != 2 ||
       padding.size() != 2 || dilation.size() != 2)
+    return false;
+  // the regressor: fc1 (hidden, C_in), fc2 (g, hidden), g dividing C_in
+  const at::Tensor &bias = tensors[2], &w1 = tensors[3], &b1 = tensors[4];
+  const at::Tensor &w2 = tensors[5], &b2 = tensors[6];
+  if ((bias.defined() && bias.numel() != weight.size(0)) || w1.dim() != 2 ||
+      w2.dim() != 2 || w1.size(1) != input.size(1) ||
+      b1.numel() != w1.size(0) || w2.size(1) != w1.size(0) ||
+      b2.numel() != w2.size(0) || w2.size(0) < 1 ||
+      input.size(1) % w2.size(0) != 0)
     return false;
   for (int axis = 0; axis < 2; ++axis) {
     const int64_t extent = input.size(2 + axis) + 2 * padding[axis] -
