@@ -88,9 +88,11 @@ def adc_rate_check(enabled: bool = True) -> Iterator[None]:
 def rate_bound(input: Tensor, padding: Sequence[int],
                dilation: Sequence[int]) -> float:
     """The largest rate magnitude the implementations see: beyond it, every
-    tap but the centre reads outside the image (see :func:`_safe_rates`)."""
+    tap but the centre reads outside the image (see :func:`_safe_rates`).
+    Defined for any dilation (a layer's dilation below 1 is rejected by the
+    op, after this bound is taken)."""
     height, width = input.shape[2:]
-    return (max(height, width) + 2 * max(padding) + 2) / min(dilation)
+    return (max(height, width) + 2 * max(padding) + 2) / max(min(dilation), 1)
 
 
 def _safe_rates(rates: Tensor, input: Tensor, padding: List[int],

@@ -273,8 +273,9 @@ def test_layer_inference_leaves_unsafe_rates_to_the_op(bad, adc_impl,
 def test_layer_inference_declines_what_it_does_not_compute(
         adc_impl, monkeypatch):
     """channels_last input (the op keeps the layout), an input of another
-    dtype than the weights (the op's error) and one too small for the
-    kernel (the op's error): the native call declines, the op answers."""
+    dtype than the weights, one too small for the kernel, and a stride,
+    dilation or padding out of range (the op's errors): the native call
+    declines, the op answers."""
     calls = _LayerCalls(monkeypatch)
     layer = _varied_layer(padding=1)
     x = torch.randn(2, 6, 11, 9)
@@ -287,8 +288,14 @@ def test_layer_inference_declines_what_it_does_not_compute(
         small = _varied_layer(padding=0)
         with pytest.raises(ValueError, match='too small'):
             small(torch.randn(1, 6, 2, 9))
-    assert calls.results == (['declined', 'output', 'declined', 'declined']
-                             if adc_impl == 'auto' else [])
+        for name, value in (('stride', (0, 1)), ('dilation', (1, 0)),
+                            ('padding', (-1, 1))):
+            bad = _varied_layer(padding=1)
+            setattr(bad, name, value)
+            with pytest.raises(ValueError, match=f'{name} must be >='):
+                bad(x)
+    assert calls.results == (['declined', 'output'] +
+                             ['declined'] * 5 if adc_impl == 'auto' else [])
 
 
 @needs_native

@@ -134,8 +134,8 @@ std::vector<at::Tensor> backward(
 // Whether layer_forward computes a call on {input, weight, bias (undefined
 // if none), fc1 weight, fc1 bias, fc2 weight, fc2 bias}: CPU tensors of
 // one floating dtype, no gradient needed, a contiguous input, consistent
-// shapes and a non-empty output (else the layer takes the op, which raises
-// where it must).
+// shapes, valid strides, paddings and dilations, and a non-empty output (else
+// the layer takes the op, which raises where it must).
 bool layer_forward_applies(const std::vector<at::Tensor>& tensors,
                            at::IntArrayRef stride, at::IntArrayRef padding,
                            at::IntArrayRef dilation) {
@@ -164,6 +164,8 @@ bool layer_forward_applies(const std::vector<at::Tensor>& tensors,
       input.size(1) % w2.size(0) != 0)
     return false;
   for (int axis = 0; axis < 2; ++axis) {
+    if (stride[axis] < 1 || padding[axis] < 0 || dilation[axis] < 1)
+      return false;
     const int64_t extent = input.size(2 + axis) + 2 * padding[axis] -
                            dilation[axis] * (weight.size(2 + axis) - 1);
     if (extent < 1 || weight.size(2 + axis) % 2 == 0) return false;
