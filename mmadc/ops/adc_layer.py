@@ -33,12 +33,15 @@ RATE_ACTIVATIONS = {
 }
 
 
-def _forward_hooks(modules: Tuple[nn.Module, ...]) -> bool:
-    """Whether a forward hook or pre-hook would run in a call of any of
-    ``modules`` (its own or a global one)."""
-    return bool(
-        _global_forward_hooks or _global_forward_pre_hooks
-        or any(m._forward_hooks or m._forward_pre_hooks for m in modules))
+def _computes_as_written(regressor: Tuple[nn.Module, ...]) -> bool:
+    """Whether ``(regressor, fc1, fc2)`` compute what this module says: a
+    :class:`DilationRateRegressor` and two ``nn.Linear`` (no subclass, no
+    forward set on the instance) that no forward hook or pre-hook (its own
+    or a global one) waits for."""
+    return (not (_global_forward_hooks or _global_forward_pre_hooks) and tuple(
+        map(type, regressor)) == _AS_WRITTEN and not any(
+            m._forward_hooks or m._forward_pre_hooks or 'forward' in m.__dict__
+            for m in regressor))
 
 
 class DilationRateRegressor(nn.Module):
@@ -143,6 +146,11 @@ class DilationRateRegressor(nn.Module):
         if self.max_rate is not None:
             rates = rates.clamp(max=self.max_rate)
         return rates
+
+
+#: The regressor's module types (itself, fc1, fc2) that the native kernel
+#: computes (see ``_computes_as_written``).
+_AS_WRITTEN = (DilationRateRegressor, nn.Linear, nn.Linear)
 
 
 class AdaptiveDilatedConv2d(nn.Conv2d):
@@ -340,16 +348,16 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
         output in one call (``native_cpu.layer_forward``, which checks the
         tensors themselves): where the op's kernel would run without the
         dispatcher (see ``_runs_kernel_directly``), the native kernel is
-        selected, and no forward hook waits for a call of the regressor's
-        modules (``regressor``), which this call skips. Why one call:
-        README, "An ADC layer in eager inference is one native call"."""
+        selected, and the regressor's modules (``regressor``: itself, fc1,
+        fc2) compute what the call does. Why one call: README, "An ADC
+        layer in eager inference is one native call"."""
         # _runs_kernel_directly first: under torch.compile it returns at
         # once, before any check that would break the graph
         return (_runs_kernel_directly(*tensors) and not adc_op._check_rates
                 and _autocast_dtype(tensors[0]) is None
                 and native_cpu.native_cpu_available()
                 and get_adc_implementation() in ('auto', 'native')
-                and not _forward_hooks(regressor))
+                and _computes_as_written(regressor))
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

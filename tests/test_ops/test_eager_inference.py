@@ -16,8 +16,8 @@ from deform_oracle import deform_conv_of_rates
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmadc.ops.adaptive_dilated_conv as adc_module
-from mmadc.ops import (AdaptiveDilatedConv2d, adaptive_dilated_conv2d,
-                       adc_implementation, native_cpu)
+from mmadc.ops import (AdaptiveDilatedConv2d, DilationRateRegressor,
+                       adaptive_dilated_conv2d, adc_implementation, native_cpu)
 
 # every test runs on both implementations (see tests/conftest.py)
 pytestmark = pytest.mark.usefixtures('adc_impl')
@@ -340,6 +340,43 @@ def test_forward_hooks_of_the_regressor_still_run(where, monkeypatch):
     finally:
         handle.remove()
     assert seen and calls.results == []
+
+
+@needs_native
+@pytest.mark.parametrize('change', ['subclass', 'instance', 'linear'])
+def test_a_changed_regressor_computes_the_rates(change, monkeypatch):
+    """A regressor subclass with its own forward, a forward set on the
+    instance, or a linear layer of another type: the layer runs them (here:
+    rates of 2), not the native call's regressor."""
+
+    class Two(DilationRateRegressor):
+
+        def forward(self, x):
+            return x.new_full((x.shape[0], self.fc2.out_features), 2.0)
+
+    class Linear(nn.Linear):
+
+        def forward(self, x):
+            return super().forward(x) * 0 + (1.0 if self.out_features == 3 else
+                                             0.5)
+
+    calls = _LayerCalls(monkeypatch)
+    layer = _varied_layer(padding=1)
+    regressor = layer.rate_regressor
+    if change == 'subclass':
+        layer.rate_regressor = Two(6, 3)
+    elif change == 'instance':
+        regressor.forward = lambda x: x.new_full((x.shape[0], 3), 2.0)
+    else:
+        regressor.fc2 = Linear(regressor.fc2.in_features, 3)
+        with torch.no_grad():
+            regressor.fc2.bias.fill_(0.5)
+    x = torch.randn(2, 6, 11, 9)
+    with torch.no_grad():
+        layer(x)
+    expected = 1.0 if change == 'linear' else 2.0
+    assert torch.equal(layer.last_rates, torch.full((2, 3), expected))
+    assert calls.results == []
 
 
 @needs_native
