@@ -320,20 +320,19 @@ class AdaptiveDilatedConv2d(nn.Conv2d):
         fc1, fc2 = regressor.fc1, regressor.fc2
         tensors = (x, self.weight, self.bias, fc1.weight, fc1.bias, fc2.weight,
                    fc2.bias)
+        rates = None
         if self._native_inference_allowed(tensors, (regressor, fc1, fc2)):
             rates, out = native_cpu.layer_forward(
                 *tensors, regressor.activation, regressor.max_rate,
                 rate_bound(x, padding, self.dilation), self.stride, padding,
                 self.dilation)
-            if rates is not None:
+            if out is not None:
                 self.last_rates = rates
-                if out is not None:
-                    return out
-                # rates the op must clamp (or NaN ones it poisons)
-                return adaptive_dilated_conv2d(x, self.weight, rates,
-                                               self.bias, self.stride, padding,
-                                               self.dilation)
-        rates = self.rate_regressor(x)
+                return out
+            # else no rates (a call it does not compute), or rates the op
+            # must clamp (or NaN ones it poisons)
+        if rates is None:
+            rates = regressor(x)
         # For the rate hook and the analysis tools; an exported program is
         # stateless (and its export would warn about the attribute).
         if not _exporting():

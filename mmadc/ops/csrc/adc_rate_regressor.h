@@ -87,16 +87,12 @@ void linear_rows(const T* in, const T* w, const T* b, T* out, int64_t num,
 }
 
 // Rates (N, g) of input (N, C, H, W); fc1: (hidden, C) weight and (hidden)
-// bias, fc2: (g, hidden) and (g); all of one dtype.
+// bias, fc2: (g, hidden) and (g); all of one dtype (layer_forward_applies
+// has checked them).
 at::Tensor regress_rates(const at::Tensor& input_, const at::Tensor& w1_,
                          const at::Tensor& b1_, const at::Tensor& w2_,
                          const at::Tensor& b2_, const std::string& activation,
                          c10::optional<double> max_rate) {
-  TORCH_CHECK(input_.dim() == 4 && w1_.dim() == 2 && w2_.dim() == 2 &&
-                  w1_.size(1) == input_.size(1) &&
-                  w2_.size(1) == w1_.size(0) && b1_.numel() == w1_.size(0) &&
-                  b2_.numel() == w2_.size(0),
-              "adc_cpu: inconsistent rate regressor shapes");
   const RateActivation act = rate_activation(activation);
   // only read through data pointers: no copies where already contiguous
   const auto input = input_.expect_contiguous();
