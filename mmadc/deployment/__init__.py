@@ -7,8 +7,10 @@ onnxruntime); ``import mmadc`` does not import this package.
 from .onnx_export import (ExportError, TensorForward, build_model,
                           check_with_onnxruntime, export_module, export_onnx,
                           onnxruntime_session, relative_error)
+from .onnxruntime_profile import op_type_times, profile_op_types
 
 __all__ = [
     'ExportError', 'TensorForward', 'build_model', 'check_with_onnxruntime',
-    'export_module', 'export_onnx', 'onnxruntime_session', 'relative_error'
+    'export_module', 'export_onnx', 'onnxruntime_session', 'op_type_times',
+    'profile_op_types', 'relative_error'
 ]

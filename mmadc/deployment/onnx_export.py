@@ -220,7 +220,8 @@ def export_onnx(model: nn.Module,
 
 def onnxruntime_session(onnx_file: str,
                         threads: Optional[int] = None,
-                        spinning: bool = True):
+                        spinning: bool = True,
+                        profile_prefix: Optional[str] = None):
     """An onnxruntime CPU session of ``onnx_file``.
 
     Args:
@@ -232,6 +233,10 @@ def onnxruntime_session(onnx_file: str,
             onnxruntime in turns with eager PyTorch turns it off: spinning
             onnxruntime threads took the cores from torch's threads between
             runs (eager times grew up to tenfold on 2 cores).
+        profile_prefix (str, optional): Turn onnxruntime's profiler on; it
+            writes its JSON to a file whose name starts with this path
+            (``session.end_profiling()`` returns the file's name; see
+            :mod:`mmadc.deployment.onnxruntime_profile`).
     """
     import onnxruntime
     options = onnxruntime.SessionOptions()
@@ -241,6 +246,9 @@ def onnxruntime_session(onnx_file: str,
     if not spinning:
         options.add_session_config_entry('session.intra_op.allow_spinning',
                                          '0')
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return onnxruntime.InferenceSession(
         onnx_file, options, providers=['CPUExecutionProvider'])
 

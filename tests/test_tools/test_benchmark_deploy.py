@@ -72,9 +72,11 @@ def test_json_report_of_configs_then_of_their_onnx_files(
         assert r['ratio'] == pytest.approx(sum(ratios) / 2)
         assert r['ratio_min'] == min(ratios)
 
+    assert 'op_profile' not in report  # not asked for
+
     tool.main([
         a['onnx'], b['onnx'], '--runtime', 'onnxruntime', '--rounds', '1',
-        '--warmup', '0', '--json'
+        '--warmup', '0', '--op-profile', '--json'
     ])
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
@@ -82,6 +84,16 @@ def test_json_report_of_configs_then_of_their_onnx_files(
     assert report['setup']['shape'] == [128, 96]
     assert report['models']['B']['source'] == b['onnx']
     assert [r['runtime'] for r in report['results']] == ['onnxruntime']
+    # each model's own profile: ADC's decomposition is MatMuls, the
+    # baseline has none
+    profile = report['op_profile']
+    assert set(profile) == {'A', 'B'}
+    assert profile['A']['runs'] == profile['B']['runs'] == 1
+    assert 'MatMul' not in profile['A']['ops']
+    assert profile['B']['ops']['MatMul']['nodes'] > 0
+    tool.print_op_profile(profile)
+    table = capsys.readouterr().out
+    assert 'MatMul' in table and 'all kernels' in table
 
 
 def test_ratio_is_the_median_of_per_round_ratios(tool):
@@ -101,6 +113,8 @@ def test_ratio_is_the_median_of_per_round_ratios(tool):
     (['--runtime', ''], '--runtime: expected'),
     (['--rates', '3', '1'], '--rates: expected 0 <= LOW <= HIGH'),
     (['--shape', '0', '96'], '--shape: expected two positive sizes'),
+    (['--runtime', 'torch', '--op-profile'], '--op-profile: profiles '
+     'onnxruntime'),
 ])
 def test_bad_arguments_give_one_line_errors(tool, extra, start):
     args = tool.parse_args([POSE, POSE_ADC, *extra])

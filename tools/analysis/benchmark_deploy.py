@@ -14,6 +14,10 @@ gradients) on one random input, timed in turns (round ``i`` runs every
 model in every runtime once), so that a slow phase of a shared machine hits
 both alike; the report gives per runtime each model's median and spread
 (min, max) and the ratio B/A (median over rounds of the per-round ratio).
+``--op-profile`` adds where each model spends its onnxruntime time: after
+the timed rounds, each runs ``--rounds`` more times in a session of its
+own with onnxruntime's profiler on, and the report gives its kernel time
+per operator type (:mod:`mmadc.deployment.onnxruntime_profile`).
 
 Examples::
 
@@ -26,6 +30,9 @@ Examples::
     # two exported files, ONNX Runtime only
     python tools/analysis/benchmark_deploy.py a.onnx b.onnx \\
         --runtime onnxruntime --shape 256 192
+    # and where each spends its onnxruntime time, per operator type
+    python tools/analysis/benchmark_deploy.py a.onnx b.onnx \\
+        --runtime onnxruntime --op-profile
 """
 import argparse
 import json
@@ -92,6 +99,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='where the exported .onnx files are kept (default: a temporary '
         'folder, removed afterwards)')
     parser.add_argument(
+        '--op-profile',
+        action='store_true',
+        help='also profile each model in onnxruntime after the timed rounds '
+        '(--rounds runs, a session of its own) and report its kernel time '
+        'per operator type')
+    parser.add_argument(
         '--json',
         nargs='?',
         const='-',
@@ -135,6 +148,10 @@ def check_args(args: argparse.Namespace) -> List[str]:
             raise SystemExit(f'--runtime: torch needs a config, but '
                              f'{label} is an .onnx file: {path} (pass '
                              '--runtime onnxruntime)')
+    if args.op_profile and 'onnxruntime' not in runtimes:
+        raise SystemExit(f'--op-profile: profiles onnxruntime, which '
+                         f'--runtime {args.runtime} does not run (add '
+                         'onnxruntime)')
     if 'onnxruntime' in runtimes:
         try:
             import onnxruntime  # noqa: F401
@@ -340,6 +357,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         fns = _timers(models, runtimes, inputs, args.threads)
         times = time_rounds_ms(fns, torch.device('cpu'), args.rounds,
                                args.warmup)
+        profiles = _op_profiles(models, inputs, args) if args.op_profile \
+            else None
     versions = dict(torch=torch.__version__)
     if 'onnxruntime' in runtimes:
         import onnxruntime
@@ -358,7 +377,26 @@ def benchmark(args: argparse.Namespace) -> dict:
             cpu=cpu_name(),
             **versions),
         models=dict(A=models['A']['info'], B=models['B']['info']),
-        results=summarise(times, runtimes))
+        results=summarise(times, runtimes),
+        **({} if profiles is None else dict(op_profile=profiles)))
+
+
+def _op_profiles(models: Dict[str, dict], inputs: torch.Tensor,
+                 args: argparse.Namespace) -> Dict[str, dict]:
+    """``A`` and ``B``: each model's onnxruntime kernel time per operator
+    type over ``--rounds`` runs (after ``--warmup``), with the timing's
+    session settings."""
+    from mmadc.deployment.onnxruntime_profile import profile_op_types
+    return {
+        key:
+        profile_op_types(
+            model['onnx'], [inputs.numpy()],
+            args.rounds,
+            args.warmup,
+            args.threads,
+            spinning=False)
+        for key, model in models.items()
+    }
 
 
 def print_table(report: dict) -> None:
@@ -384,6 +422,31 @@ def print_table(report: dict) -> None:
               f"{a['min']:>8.1f}-{a['max']:<8.1f}{b['median']:>9.1f}"
               f"{b['min']:>8.1f}-{b['max']:<8.1f}{r['ratio']:>7.2f}"
               f"{r['ratio_min']:>7.2f}-{r['ratio_max']:<7.2f}")
+    if 'op_profile' in report:
+        print_op_profile(report['op_profile'])
+
+
+def print_op_profile(profiles: Dict[str, dict]) -> None:
+    """The per-operator-type table: B's most costly types first."""
+    a, b = profiles['A'], profiles['B']
+    print(f"onnxruntime kernel time per operator type (ms per run over "
+          f"{b['runs']} profiled runs; nodes):")
+    header = (f"{'operator':<22}{'A ms':>9}{'A nodes':>9}{'B ms':>9}"
+              f"{'B nodes':>9}{'B-A ms':>9}")
+    print(header)
+    print('-' * len(header))
+    empty = dict(ms=0.0, nodes=0)
+    for op in sorted(
+            set(a['ops']) | set(b['ops']),
+            key=lambda o: -max(b['ops'].get(o, empty)['ms'], a['ops'].get(
+                o, empty)['ms'])):
+        x, y = a['ops'].get(op, empty), b['ops'].get(op, empty)
+        print(f"{op:<22}{x['ms']:>9.2f}{x['nodes']:>9}{y['ms']:>9.2f}"
+              f"{y['nodes']:>9}{y['ms'] - x['ms']:>9.2f}")
+    for label, field in (('all kernels', 'kernel_ms'), ('run (wall)',
+                                                        'run_ms')):
+        print(f"{label:<22}{a[field]:>9.2f}{'':>9}{b[field]:>9.2f}{'':>9}"
+              f"{b[field] - a[field]:>9.2f}")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
