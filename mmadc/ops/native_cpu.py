@@ -75,6 +75,14 @@ def gemm_library(name: str) -> Iterator[None]:
         _adc_cpu.set_onednn(previous)
 
 
+def gemm_nt(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b.T`` (``a``: (M, K), ``b``: (N, K), each with unit stride
+    along one dimension) with the GEMM library of the kernel's products
+    (see :func:`gemm_library`): the kernel's GEMMs alone, for
+    ``benchmark_adc.py --gemm-floor``."""
+    return _adc_cpu.gemm_nt(a, b)
+
+
 def gemm_library_in_use() -> Optional[str]:
     """``'oneDNN'`` or ``'at::mm'``: where float32 GEMMs go now (None
     without the native kernel)."""

@@ -232,3 +232,62 @@ def test_benchmark_adc_mode_defaults_follow_the_runtime(benchmark_adc):
     for module in ('onnx', 'onnxscript', 'onnxruntime'):
         pytest.importorskip(module)
     assert benchmark_adc.parse_args(['--runtime', 'onnxruntime']).mode == 'fwd'
+
+
+@pytest.mark.skipif(
+    not native_cpu.native_cpu_available(),
+    reason='the native CPU kernel is not built')
+def test_benchmark_adc_gemm_floor_json(benchmark_adc, capsys):
+    """--gemm-floor times the kernel's GEMMs alone in both modes, and the
+    ratios are the medians of the per-round ratios."""
+    benchmark_adc.main([
+        '--shapes', 'hrnet-w32-branch4', '--batch', '2', '--repeat', '3',
+        '--warmup', '0', '--no-deform', '--gemm-floor', '--json'
+    ])
+    report = json.loads(capsys.readouterr().out)
+    assert report['config']['gemm_floor'] is True
+    (entry, ) = report['results']
+    for mode in ('fwd', 'fwdbwd'):
+        m = entry[mode]
+        rounds = m['rounds_ms']
+        assert len(rounds['gemm']) == 3 and m['gemm_ms'] > 0
+        assert m['gemm_over_conv'] == pytest.approx(
+            statistics.median(g / c
+                              for g, c in zip(rounds['gemm'], rounds['conv'])))
+        assert m['adc_over_gemm'] == pytest.approx(
+            statistics.median(a / g
+                              for a, g in zip(rounds['adc'], rounds['gemm'])))
+    benchmark_adc.print_table(report)
+    assert 'adc/gemm' in capsys.readouterr().out
+
+
+def test_benchmark_adc_without_gemm_floor_reports_none(benchmark_adc):
+    args = benchmark_adc.parse_args([
+        '--shapes', 'hrnet-w32-branch4', '--batch', '1', '--repeat', '1',
+        '--warmup', '0', '--no-deform', '--mode', 'fwd', '--impl', 'reference'
+    ])
+    (entry, ) = benchmark_adc.benchmark(args)['results']
+    assert 'gemm' not in entry['fwd']['rounds_ms']
+    assert entry['fwd']['gemm_ms'] is None
+    assert entry['fwd']['adc_over_gemm'] is None
+
+
+@pytest.mark.parametrize('extra, start', [
+    (['--device', 'cuda'], '--device cuda: --gemm-floor times the native '),
+    (['--dtype', 'bfloat16'], '--dtype bfloat16: --gemm-floor times the '),
+])
+def test_benchmark_adc_gemm_floor_one_line_errors(benchmark_adc, extra, start):
+    with pytest.raises(SystemExit) as exc:
+        benchmark_adc.parse_args(['--gemm-floor'] + extra)
+    message = str(exc.value)
+    assert message.startswith(start) and '\n' not in message
+
+
+def test_benchmark_adc_gemm_floor_without_kernel_names_the_build(
+        benchmark_adc, monkeypatch):
+    monkeypatch.setattr(benchmark_adc, 'native_cpu_available', lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        benchmark_adc.parse_args(['--gemm-floor'])
+    message = str(exc.value)
+    assert message.startswith('--gemm-floor: the native CPU kernel is not '
+                              'built') and '\n' not in message

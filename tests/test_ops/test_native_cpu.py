@@ -436,3 +436,29 @@ def test_inference_mode_and_no_grad():
             inference = adaptive_dilated_conv2d(x, weight, r, bias, 1, 1)
     torch.testing.assert_close(no_grad, expected.detach(), rtol=0, atol=0)
     torch.testing.assert_close(inference, expected.detach(), rtol=0, atol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize('onednn', [True, False])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_gemm_nt_is_a_times_b_transposed(onednn, dtype):
+    """The kernel's GEMM as benchmark_adc.py --gemm-floor calls it: ``a @
+    b.T`` with either operand contiguous or a transposed view, against
+    ``torch.mm`` in float64."""
+    if onednn and not native_cpu._adc_cpu.has_onednn():
+        pytest.skip('this PyTorch has no mkldnn::_linear_pointwise')
+    gen = torch.Generator().manual_seed(7)
+    a = torch.randn(6, 20, generator=gen, dtype=dtype)
+    b = torch.randn(9, 20, generator=gen, dtype=dtype)
+    expected = a.double() @ b.double().t()
+    previous = native_cpu._adc_cpu.uses_onednn()
+    native_cpu._adc_cpu.set_onednn(onednn)
+    try:
+        for left in (a, a.t().contiguous().t()):
+            for right in (b, b.t().contiguous().t()):
+                got = native_cpu.gemm_nt(left, right)
+                assert got.shape == (6, 9) and got.dtype == dtype
+                torch.testing.assert_close(
+                    got.double(), expected, rtol=1e-5, atol=1e-5)
+    finally:
+        native_cpu._adc_cpu.set_onednn(previous)

@@ -20,6 +20,14 @@ Forward runs under ``torch.no_grad()``; forward+backward computes the
 gradients of the input, the weight and the rates (offsets for deform) with
 ``torch.autograd.grad``.
 
+``--gemm-floor`` also times the native kernel's GEMMs alone, over the
+whole layer (``gemm``): the weight (C_out, 9 C_in) times a column matrix of
+the layer's size (9 C_in, N H_out W_out) in the forward, and in the
+backward also the column gradient and the weight gradient, with the GEMM
+library the kernel uses. That is ADC's kernel without its sampling, so
+``adc/gemm`` is what the sampling and the blocking add, and ``gemm/conv``
+how far an im2col form is from the convolution before any sampling.
+
 ``--impl`` picks ADC's implementation: ``auto`` (the native CPU kernel
 where it applies, see :mod:`mmadc.ops.implementations`), ``native`` or
 ``reference``.
@@ -149,9 +157,35 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-deform',
         action='store_true',
         help='skip deform_conv2d (slow, especially with many groups)')
+    parser.add_argument(
+        '--gemm-floor',
+        action='store_true',
+        help="also time the native kernel's GEMMs alone over each layer "
+        '(its multiply-adds without the sampling)')
     args = parser.parse_args(argv)
     check_runtime(args)
+    check_gemm_floor(args)
     return args
+
+
+def check_gemm_floor(args: argparse.Namespace) -> None:
+    """Exit with one line where ``--gemm-floor`` cannot time the native
+    kernel's GEMMs (they are its CPU float32/float64 products)."""
+    if not args.gemm_floor:
+        return
+    for value, expected, name in (
+        (args.runtime, 'torch', '--runtime'),
+        (args.device, 'cpu', '--device'),
+    ):
+        if value != expected:
+            raise SystemExit(f'{name} {value}: --gemm-floor times the '
+                             f'native CPU kernel; use {name} {expected}')
+    if args.dtype not in ('float32', 'float64'):
+        raise SystemExit(f'--dtype {args.dtype}: --gemm-floor times the '
+                         'native kernel, which runs float32 and float64')
+    if not native_cpu_available():
+        raise SystemExit('--gemm-floor: the native CPU kernel is not built '
+                         '(pip install -e . builds it)')
 
 
 def check_runtime(args: argparse.Namespace) -> None:
@@ -254,6 +288,30 @@ class Case:
     def deform(self, x, weight, rates):
         offset = deform_offsets(rates, *self.out_hw)
         return deform_conv2d(x, offset, weight, stride=self.stride, padding=1)
+
+    def gemm_fn(self, mode: str) -> Callable:
+        """The native kernel's GEMMs alone over the whole layer (see the
+        module docstring), as the kernel computes them: the output
+        ``W cols``, the column gradient ``W^T grad_out`` and the weight
+        gradient ``grad_out cols^T``."""
+        from mmadc.ops.native_cpu import gemm_nt
+        c_out = self.weight.shape[0]
+        wmat = self.weight.reshape(c_out, -1)
+        # (C_out, N H_out W_out), as the kernel lays the output gradient out
+        grad_out = self.grad_out.transpose(0, 1).reshape(c_out, -1)
+        gen = torch.Generator().manual_seed(0)
+        cols = torch.randn(
+            wmat.shape[1], grad_out.shape[1], generator=gen).to(wmat.dtype)
+
+        def forward():
+            gemm_nt(wmat, cols.t())
+
+        def fwdbwd():
+            forward()
+            gemm_nt(wmat.t(), grad_out.t())
+            gemm_nt(grad_out, cols)
+
+        return forward if mode == 'fwd' else fwdbwd
 
     def leaves(self, with_rates: bool):
         x = self.x.detach().requires_grad_()
@@ -393,15 +451,23 @@ def _benchmark(args: argparse.Namespace) -> dict:
                         case, args.threads, work_dir)
             else:
                 fns = torch_fns(case, ops, mode)
+                if args.gemm_floor:
+                    fns['gemm'] = case.gemm_fn(mode)
             rounds = time_rounds_ms(fns, case.device, args.repeat, args.warmup)
             median = {k: statistics.median(v) for k, v in rounds.items()}
+            gemm = rounds.get('gemm')
             entry[mode] = dict(
                 conv_ms=median['conv'],
                 adc_ms=median['adc'],
                 deform_ms=median.get('deform'),
+                gemm_ms=median.get('gemm'),
                 adc_over_conv=median_ratio(rounds['adc'], rounds['conv']),
                 deform_over_adc=(median_ratio(rounds['deform'], rounds['adc'])
                                  if 'deform' in rounds else None),
+                gemm_over_conv=(median_ratio(gemm, rounds['conv'])
+                                if gemm else None),
+                adc_over_gemm=(median_ratio(rounds['adc'], gemm)
+                               if gemm else None),
                 rounds_ms=rounds)
         entry['memory_mb'] = {
             name: None if onnxruntime else case.memory_mb(op, with_rates)
@@ -423,6 +489,7 @@ def _benchmark(args: argparse.Namespace) -> dict:
             impl=args.impl,
             native_cpu_kernel=native_cpu_available(),
             gemm=gemm_library_in_use(),
+            gemm_floor=args.gemm_floor,
             memory=memory_measure(args),
             torch=torch.__version__),
         results=results)
@@ -458,9 +525,12 @@ def print_table(report: dict) -> None:
     print(f"device={cfg['device']} dtype={cfg['dtype']} {runtime} "
           f"batch={cfg['batch']} threads={cfg['threads']} "
           f"repeat={cfg['repeat']} (median) warmup={cfg['warmup']}")
+    floor = cfg['gemm_floor']
     header = (f"{'shape':<20}{'C@HxW/s':>14}{'mode':>8}{'conv ms':>10}"
               f"{'adc ms':>10}{'deform ms':>11}{'adc/conv':>10}"
               f"{'deform/adc':>12}")
+    if floor:
+        header += f"{'gemm ms':>10}{'gemm/conv':>11}{'adc/gemm':>10}"
     print(header)
     print('-' * len(header))
     for r in report['results']:
@@ -469,11 +539,16 @@ def print_table(report: dict) -> None:
             if mode not in r:
                 continue
             m = r[mode]
-            print(f"{r['shape']:<20}{geometry:>14}{mode:>8}"
-                  f"{_fmt(m['conv_ms']):>10}{_fmt(m['adc_ms']):>10}"
-                  f"{_fmt(m['deform_ms']):>11}"
-                  f"{_fmt(m['adc_over_conv']):>10}"
-                  f"{_fmt(m['deform_over_adc']):>12}")
+            row = (f"{r['shape']:<20}{geometry:>14}{mode:>8}"
+                   f"{_fmt(m['conv_ms']):>10}{_fmt(m['adc_ms']):>10}"
+                   f"{_fmt(m['deform_ms']):>11}"
+                   f"{_fmt(m['adc_over_conv']):>10}"
+                   f"{_fmt(m['deform_over_adc']):>12}")
+            if floor:
+                row += (f"{_fmt(m['gemm_ms']):>10}"
+                        f"{_fmt(m['gemm_over_conv']):>11}"
+                        f"{_fmt(m['adc_over_gemm']):>10}")
+            print(row)
     if cfg['runtime'] == 'onnxruntime':
         print('\nADC in onnxruntime, largest error against PyTorch '
               '(relative to the output scale):')

@@ -239,6 +239,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Whether PyTorch provides the oneDNN matmul operator");
   m.def("uses_onednn", &uses_onednn,
         "Whether float32 GEMMs go to oneDNN (else at::mm)");
+  m.def("gemm_nt", &gemm_nt,
+        "a @ b^T with the kernels' GEMM library (a: (M, K), b: (N, K), "
+        "each with unit stride along one dimension)",
+        py::arg("a"), py::arg("b"));
   m.def("forward", &forward, "ADC forward (CPU, float32/float64)",
         py::arg("input"), py::arg("weight"), py::arg("rates"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"),
