@@ -427,7 +427,8 @@ def print_table(report: dict) -> None:
 
 
 def print_op_profile(profiles: Dict[str, dict]) -> None:
-    """The per-operator-type table: B's most costly types first."""
+    """The per-operator-type table, the costliest types (in either model)
+    first."""
     a, b = profiles['A'], profiles['B']
     print(f"onnxruntime kernel time per operator type (ms per run over "
           f"{b['runs']} profiled runs; nodes):")
