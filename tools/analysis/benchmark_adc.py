@@ -75,7 +75,8 @@ from mmadc.analysis.benchmarking import (add_common_arguments, emit_report,
                                          median_ratio, peak_memory_mb,
                                          selected_kernels, time_rounds_ms)
 from mmadc.ops import adaptive_dilated_conv2d
-from mmadc.ops.native_cpu import gemm_library_in_use, native_cpu_available
+from mmadc.ops.native_cpu import (gemm_library_in_use, gemm_nt,
+                                  native_cpu_available)
 from mmadc.ops.reference import release_workspace
 
 
@@ -294,7 +295,6 @@ class Case:
         module docstring), as the kernel computes them: the output
         ``W cols``, the column gradient ``W^T grad_out`` and the weight
         gradient ``grad_out cols^T``."""
-        from mmadc.ops.native_cpu import gemm_nt
         c_out = self.weight.shape[0]
         wmat = self.weight.reshape(c_out, -1)
         # (C_out, N H_out W_out), as the kernel lays the output gradient out
